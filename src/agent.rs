@@ -1,0 +1,818 @@
+//! FenceAgentAPI front end: `fence_hamn` (fencing/fence_hamn runs `hamn fence-agent`).
+//!
+//! Arguments come as options, or, when no agent option is given, as `name=value` lines
+//! on standard input (how Pacemaker calls agents). One parameter table drives the stdin
+//! parser and the metadata XML, and a test checks it against the clap arguments of
+//! `hamn fence-agent`, so the three cannot drift. The password is accepted only on
+//! standard input, through password_script, or from a file: never in argv.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::io::{BufRead, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+
+use crate::bmc::lanplus::Backoff;
+use crate::bmc::{ChassisAction, IpmiBmc, PowerControl, PowerState};
+use crate::cli::{AgentArgs, Cli};
+use crate::commands::{self, CommandError, EXIT_FAILED, EXIT_OK, Report};
+use crate::config::{
+    BmcConfig, Config, ConfigError, DEFAULT_BMC_PORT, PasswordSource, Peer, SuiteSetting,
+};
+use crate::profiles::Profiles;
+use crate::secret::Secret;
+
+pub const AGENT_NAME: &str = "fence_hamn";
+
+/// FenceAgentAPI: status reports "off" with exit status 2.
+pub const EXIT_STATUS_OFF: u8 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("Failed: {0}")]
+    Usage(String),
+    #[error(
+        "Failed: a password on the command line is visible to every user in ps; pass password= on standard input, --password-script or --password-file"
+    )]
+    PasswordInArgv,
+    #[error("Failed: {0}")]
+    Config(#[from] ConfigError),
+    #[error("Failed: {0}")]
+    Command(Box<CommandError>),
+    #[error("Failed: cannot read standard input: {0}")]
+    Stdin(std::io::Error),
+    #[error("Failed: password_script {script} failed: {detail}")]
+    PasswordScript { script: String, detail: String },
+}
+
+impl AgentError {
+    /// FenceAgentAPI: every failure is 1.
+    pub fn exit_code(&self) -> u8 {
+        EXIT_FAILED
+    }
+}
+
+impl From<CommandError> for AgentError {
+    fn from(e: CommandError) -> Self {
+        AgentError::Command(Box::new(e))
+    }
+}
+
+/// Content types of the metadata schema.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    String,
+    Integer,
+    Second,
+    Boolean,
+    Select(&'static [&'static str]),
+}
+
+/// One agent parameter: its stdin name, deprecated stdin aliases, the clap long option
+/// that carries it on the command line (None: standard input only), type and default.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    pub name: &'static str,
+    pub aliases: &'static [&'static str],
+    pub long: Option<&'static str>,
+    pub short: Option<char>,
+    pub kind: Kind,
+    pub default: Option<&'static str>,
+    pub desc: &'static str,
+}
+
+const fn p(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    long: Option<&'static str>,
+    short: Option<char>,
+    kind: Kind,
+    default: Option<&'static str>,
+    desc: &'static str,
+) -> Param {
+    Param {
+        name,
+        aliases,
+        long,
+        short,
+        kind,
+        default,
+        desc,
+    }
+}
+
+/// The parameter table (names and aliases follow fence_ipmilan where they mean the same).
+pub const PARAMS: &[Param] = &[
+    p(
+        "action",
+        &[],
+        Some("action"),
+        Some('o'),
+        Kind::String,
+        Some("off"),
+        "Fencing action",
+    ),
+    p(
+        "plug",
+        &["port"],
+        Some("plug"),
+        Some('n'),
+        Kind::String,
+        None,
+        "Node to fence, as named in hamn.toml [peers.NAME]",
+    ),
+    p(
+        "nodename",
+        &[],
+        None,
+        None,
+        Kind::String,
+        None,
+        "Node to fence when plug is not given (Pacemaker passes it)",
+    ),
+    p(
+        "ip",
+        &["ipaddr"],
+        Some("ip"),
+        Some('a'),
+        Kind::String,
+        None,
+        "BMC address; without it the node's BMC comes from hamn.toml",
+    ),
+    p(
+        "ipport",
+        &[],
+        Some("ipport"),
+        Some('u'),
+        Kind::Integer,
+        Some("623"),
+        "BMC UDP port",
+    ),
+    p(
+        "username",
+        &["login"],
+        Some("username"),
+        Some('l'),
+        Kind::String,
+        None,
+        "BMC user",
+    ),
+    p(
+        "password",
+        &["passwd"],
+        None,
+        None,
+        Kind::String,
+        None,
+        "BMC password (standard input only, never the command line)",
+    ),
+    p(
+        "password_script",
+        &["passwd_script"],
+        Some("password-script"),
+        Some('S'),
+        Kind::String,
+        None,
+        "Script whose first output line is the BMC password",
+    ),
+    p(
+        "password_file",
+        &[],
+        Some("password-file"),
+        None,
+        Kind::String,
+        None,
+        "File holding the BMC password (mode 0600, owned by the caller)",
+    ),
+    p(
+        "cipher",
+        &[],
+        Some("cipher"),
+        Some('C'),
+        Kind::Select(&["3", "17"]),
+        None,
+        "RMCP+ cipher suite (default: the hardware profile's order)",
+    ),
+    p(
+        "lanplus",
+        &[],
+        None,
+        Some('P'),
+        Kind::Boolean,
+        Some("1"),
+        "IPMI v2.0 RMCP+; always on, 0 is refused",
+    ),
+    p(
+        "privlvl",
+        &[],
+        None,
+        Some('L'),
+        Kind::Select(&["administrator"]),
+        Some("administrator"),
+        "Privilege level on the BMC",
+    ),
+    p(
+        "method",
+        &[],
+        None,
+        Some('m'),
+        Kind::Select(&["onoff"]),
+        Some("onoff"),
+        "Method to fence; power cycle is never used",
+    ),
+    p(
+        "delay",
+        &[],
+        Some("delay"),
+        None,
+        Kind::Second,
+        Some("0"),
+        "Wait X seconds before fencing is started",
+    ),
+    p(
+        "power_timeout",
+        &[],
+        Some("power-timeout"),
+        None,
+        Kind::Second,
+        None,
+        "Seconds allowed for power off and its confirmation (default: hardware profile)",
+    ),
+    p(
+        "config",
+        &[],
+        Some("config"),
+        None,
+        Kind::String,
+        Some("/etc/hamn/hamn.toml"),
+        "hamn configuration file",
+    ),
+    p(
+        "verbose",
+        &[],
+        Some("verbose"),
+        Some('v'),
+        Kind::Boolean,
+        None,
+        "Verbose mode",
+    ),
+];
+
+fn param(name: &str) -> Option<&'static Param> {
+    let name = name.replace('-', "_");
+    PARAMS
+        .iter()
+        .find(|p| p.name == name || p.aliases.contains(&name.as_str()))
+}
+
+/// Whether the binary was started under the agent's name (e.g. a symlink fence_hamn).
+pub fn invoked_as_agent(argv0: &OsStr) -> bool {
+    Path::new(argv0).file_name() == Some(OsStr::new(AGENT_NAME))
+}
+
+/// Parse `fence_hamn ARGS` as `hamn fence-agent ARGS`.
+pub fn cli_from_agent_argv() -> Result<Cli, clap::Error> {
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    argv.splice(0..1, ["hamn".into(), "fence-agent".into()]);
+    Cli::try_parse_from(argv)
+}
+
+/// Parameters after merging options or standard input.
+#[derive(Debug, Default)]
+pub struct Inputs {
+    values: BTreeMap<&'static str, String>,
+    password: Option<Secret>,
+    pub warnings: Vec<String>,
+}
+
+impl Inputs {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// Parse FenceAgentAPI standard input: `name=value` lines, `#` comments, last one
+    /// wins, unknown names ignored with a warning.
+    pub fn from_stdin_text(text: &str) -> Result<Self, AgentError> {
+        let mut inputs = Inputs::default();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((name, value)) = line.split_once('=') else {
+                inputs
+                    .warnings
+                    .push(format!("ignoring line without '=': {}", redact_line(line)));
+                continue;
+            };
+            let value = value
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(value);
+            match param(name.trim()) {
+                Some(p) if p.name == "password" => {
+                    inputs.password = Some(Secret::new(value.as_bytes().to_vec()));
+                }
+                Some(p) => {
+                    inputs.values.insert(p.name, value.to_string());
+                }
+                None => inputs
+                    .warnings
+                    .push(format!("ignoring unknown parameter '{}'", name.trim())),
+            }
+        }
+        Ok(inputs)
+    }
+
+    fn from_args(cli: &Cli, a: &AgentArgs) -> Self {
+        let mut inputs = Inputs::default();
+        let mut set = |k: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                inputs.values.insert(k, v);
+            }
+        };
+        set("action", a.action.clone());
+        set("plug", a.plug.clone());
+        set("ip", a.ip.clone());
+        set("ipport", a.ipport.map(|v| v.to_string()));
+        set("username", a.username.clone());
+        set(
+            "password_script",
+            a.password_script.as_ref().map(|p| p.display().to_string()),
+        );
+        set(
+            "password_file",
+            a.password_file.as_ref().map(|p| p.display().to_string()),
+        );
+        set("cipher", a.cipher.map(|v| v.to_string()));
+        set("delay", a.delay.map(|v| v.to_string()));
+        set("power_timeout", a.power_timeout.map(|v| v.to_string()));
+        set(
+            "config",
+            cli.config.as_ref().map(|p| p.display().to_string()),
+        );
+        inputs
+    }
+}
+
+/// Never echo a password line back, even in a warning.
+fn redact_line(line: &str) -> &str {
+    if line.to_ascii_lowercase().contains("passw") {
+        "<redacted>"
+    } else {
+        line
+    }
+}
+
+fn any_agent_option(a: &AgentArgs) -> bool {
+    a.action.is_some()
+        || a.plug.is_some()
+        || a.ip.is_some()
+        || a.ipport.is_some()
+        || a.username.is_some()
+        || a.password_script.is_some()
+        || a.password_file.is_some()
+        || a.cipher.is_some()
+        || a.delay.is_some()
+        || a.power_timeout.is_some()
+}
+
+pub fn run(cli: &Cli, args: &AgentArgs) -> Result<Report, AgentError> {
+    if args.password.is_some() {
+        return Err(AgentError::PasswordInArgv);
+    }
+    let inputs = if any_agent_option(args) || std::io::stdin().is_terminal() {
+        Inputs::from_args(cli, args)
+    } else {
+        let mut text = String::new();
+        for line in std::io::stdin().lock().lines() {
+            text.push_str(&line.map_err(AgentError::Stdin)?);
+            text.push('\n');
+        }
+        let mut i = Inputs::from_stdin_text(&text)?;
+        if let (None, Some(c)) = (i.get("config"), &cli.config) {
+            i.values.insert("config", c.display().to_string());
+        }
+        i
+    };
+    for w in &inputs.warnings {
+        tracing::warn!("{w}");
+    }
+    execute(&inputs)
+}
+
+fn number(inputs: &Inputs, name: &str) -> Result<Option<f64>, AgentError> {
+    match inputs.get(name) {
+        None => Ok(None),
+        Some(v) => match v.parse::<f64>() {
+            Ok(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+            _ => Err(AgentError::Usage(format!(
+                "{name}={v} is not a number of seconds"
+            ))),
+        },
+    }
+}
+
+fn check_fixed(inputs: &Inputs) -> Result<(), AgentError> {
+    for (name, allowed) in [
+        ("lanplus", &["1", "on", "yes", "true"][..]),
+        ("privlvl", &["administrator"][..]),
+        ("method", &["onoff"][..]),
+    ] {
+        if let Some(v) = inputs.get(name)
+            && !allowed.contains(&v.to_ascii_lowercase().as_str())
+        {
+            {
+                return Err(AgentError::Usage(format!(
+                    "{name}={v} is not supported: hamn always uses IPMI v2.0 RMCP+ at administrator privilege and powers off (never cycles)"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The peer to act on: from hamn.toml by plug/nodename, with stdin overrides; or, with
+/// `ip`, described entirely by the parameters.
+fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
+    let node = inputs.get("plug").or(inputs.get("nodename"));
+    let config_path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
+    let config = if inputs.get("ip").is_some() && !config_path.exists() {
+        None
+    } else {
+        Some(Config::load(&config_path)?)
+    };
+    let mut peer = match (&config, node, inputs.get("ip")) {
+        (Some(c), Some(n), _) if c.peers.contains_key(n) => c.peer(n)?.clone(),
+        (_, _, Some(ip)) => Peer {
+            name: node.unwrap_or(ip).to_string(),
+            bmc: BmcConfig {
+                address: ip.to_string(),
+                port: DEFAULT_BMC_PORT,
+                user: String::new(),
+                password_file: None,
+                password_env: None,
+                cipher_suite: None,
+                profile: None,
+            },
+            password: PasswordSource::Given(Secret::new(Vec::new())),
+        },
+        (Some(c), Some(n), None) => c.peer(n)?.clone(),
+        (_, None, None) => {
+            return Err(AgentError::Usage(
+                "no node given: pass plug= (or port=/nodename=) naming a peer in hamn.toml, or ip="
+                    .into(),
+            ));
+        }
+        (None, Some(_), None) => unreachable_without_ip(),
+    };
+    if let Some(ip) = inputs.get("ip") {
+        peer.bmc.address = ip.to_string();
+    }
+    if let Some(port) = inputs.get("ipport") {
+        peer.bmc.port = port
+            .parse()
+            .map_err(|_| AgentError::Usage(format!("ipport={port} is not a port number")))?;
+    }
+    if let Some(u) = inputs.get("username") {
+        peer.bmc.user = u.to_string();
+    }
+    if let Some(c) = inputs.get("cipher") {
+        let n: u8 = c
+            .parse()
+            .map_err(|_| AgentError::Usage(format!("cipher={c} is not a cipher suite number")))?;
+        peer.bmc.cipher_suite = Some(
+            SuiteSetting::try_from(n).map_err(|e| AgentError::Usage(format!("cipher={c}: {e}")))?,
+        );
+    }
+    if let Some(s) = &inputs.password {
+        peer.password = PasswordSource::Given(s.clone());
+    } else if let Some(f) = inputs.get("password_file") {
+        peer.password =
+            PasswordSource::Given(crate::config::read_password_file(&peer.name, Path::new(f))?);
+    } else if let Some(script) = inputs.get("password_script") {
+        peer.password = PasswordSource::Given(run_password_script(script)?);
+    }
+    if peer.bmc.user.is_empty() {
+        return Err(AgentError::Usage(format!(
+            "no BMC user for node '{}': pass username= or configure peers.{}.bmc.user",
+            peer.name, peer.name
+        )));
+    }
+    Ok((peer, config))
+}
+
+#[cold]
+fn unreachable_without_ip() -> ! {
+    // The match above covers every (config, node, ip) combination: config is None only
+    // when ip is set.
+    panic!("fence_hamn: no hamn.toml and no ip; this combination cannot happen")
+}
+
+fn run_password_script(script: &str) -> Result<Secret, AgentError> {
+    let fail = |detail: String| AgentError::PasswordScript {
+        script: script.to_string(),
+        detail,
+    };
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| fail(e.to_string()))?;
+    if !out.status.success() {
+        return Err(fail(format!("exit status {}", out.status)));
+    }
+    let first = out.stdout.split(|b| *b == b'\n').next().unwrap_or_default();
+    Ok(Secret::from_file_contents(first.to_vec()))
+}
+
+fn report(human: impl Into<String>, exit: u8, json: serde_json::Value) -> Report {
+    Report {
+        human: human.into(),
+        json,
+        exit,
+    }
+}
+
+fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
+    let action = inputs.get("action").unwrap_or("off").to_ascii_lowercase();
+    check_fixed(inputs)?;
+    let delay = number(inputs, "delay")?;
+    let timeout = number(inputs, "power_timeout")?
+        .filter(|t| *t > 0.0)
+        .map(Duration::from_secs_f64);
+    match action.as_str() {
+        "metadata" | "meta-data" => {
+            return Ok(report(metadata(), EXIT_OK, serde_json::Value::Null));
+        }
+        "list" | "list-status" => {
+            let path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
+            let cfg = Config::load(&path)?;
+            let lines: Vec<String> = cfg
+                .peers
+                .values()
+                .map(|p| format!("{},{}", p.name, p.bmc.address))
+                .collect();
+            return Ok(report(lines.join("\n"), EXIT_OK, serde_json::json!(lines)));
+        }
+        "off" | "on" | "reboot" | "status" | "monitor" | "validate-all" => {}
+        other => return Err(AgentError::Usage(format!("Unrecognised action '{other}'"))),
+    }
+    let (peer, _) = target(inputs)?;
+    let profiles = Profiles::load().map_err(CommandError::from)?;
+    if action == "validate-all" {
+        peer.password().map_err(CommandError::from)?;
+        commands::profile_before_contact(&peer, &profiles).map_err(CommandError::from)?;
+        return Ok(report("", EXIT_OK, serde_json::json!({"valid": true})));
+    }
+    if let (Some(d), "off" | "reboot") = (delay, action.as_str()) {
+        std::thread::sleep(Duration::from_secs_f64(d));
+    }
+    match action.as_str() {
+        "off" => {
+            let (fenced, json) = commands::fence_peer(&peer, &profiles, timeout)?;
+            Ok(report(off_line(&fenced), EXIT_OK, json))
+        }
+        "reboot" => {
+            let (fenced, json) = commands::fence_peer(&peer, &profiles, timeout)?;
+            // FenceAgentAPI: the reboot succeeded once the node is confirmed off; a
+            // failure to power it on again is reported but does not undo the fencing.
+            if let Err(e) = power_on(&peer, &profiles, timeout) {
+                tracing::warn!(
+                    "node '{}' was fenced but did not power on again: {e}",
+                    peer.name
+                );
+            }
+            let _ = fenced;
+            Ok(report("Success: Rebooted", EXIT_OK, json))
+        }
+        "on" => {
+            power_on(&peer, &profiles, timeout)?;
+            Ok(report(
+                "Success: Powered ON",
+                EXIT_OK,
+                serde_json::json!({"power": "on"}),
+            ))
+        }
+        _ => {
+            let state = read_status(&peer, &profiles, timeout)?;
+            if action == "monitor" {
+                return Ok(report("", EXIT_OK, serde_json::json!({"power": state})));
+            }
+            let (line, exit) = match state {
+                PowerState::On => ("Status: ON", EXIT_OK),
+                PowerState::Off => ("Status: OFF", EXIT_STATUS_OFF),
+            };
+            Ok(report(line, exit, serde_json::json!({"power": state})))
+        }
+    }
+}
+
+fn off_line(f: &crate::fence::Fenced) -> &'static str {
+    match f.method() {
+        crate::fence::FenceMethod::PowerOff {
+            already_off: true, ..
+        } => "Success: Already OFF",
+        _ => "Success: Powered OFF",
+    }
+}
+
+fn connect(
+    peer: &Peer,
+    profiles: &Profiles,
+    timeout: Option<Duration>,
+) -> Result<(IpmiBmc, Instant), AgentError> {
+    let pre = commands::profile_before_contact(peer, profiles).map_err(CommandError::from)?;
+    let deadline = Instant::now() + timeout.unwrap_or(pre.timeout);
+    let bmc = IpmiBmc::connect(peer, profiles, deadline, Backoff::default())
+        .map_err(CommandError::from)?;
+    Ok((bmc, deadline))
+}
+
+fn read_status(
+    peer: &Peer,
+    profiles: &Profiles,
+    timeout: Option<Duration>,
+) -> Result<PowerState, AgentError> {
+    let (mut bmc, deadline) = connect(peer, profiles, timeout)?;
+    let r = bmc.power_state(deadline);
+    bmc.close();
+    Ok(r.map_err(CommandError::from)?)
+}
+
+fn power_on(peer: &Peer, profiles: &Profiles, timeout: Option<Duration>) -> Result<(), AgentError> {
+    let (mut bmc, deadline) = connect(peer, profiles, timeout)?;
+    let poll = bmc.profile().poll_interval;
+    let r = (|| {
+        bmc.chassis(ChassisAction::PowerUp, deadline)?;
+        loop {
+            if bmc.power_state(deadline)? == PowerState::On {
+                return Ok(());
+            }
+            if Instant::now() + poll >= deadline {
+                return Err(crate::bmc::BmcError::Lan {
+                    node: peer.name.clone(),
+                    source: crate::bmc::lanplus::LanError::BadResponse {
+                        bmc: bmc.addr(),
+                        what: "power up",
+                        detail: "the chassis did not report 'on' before the deadline".into(),
+                    },
+                });
+            }
+            std::thread::sleep(poll);
+        }
+    })();
+    bmc.close();
+    Ok(r.map_err(CommandError::from)?)
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// FenceAgentAPI metadata, generated from `PARAMS`.
+pub fn metadata() -> String {
+    let mut x = String::from("<?xml version=\"1.0\" ?>\n");
+    x.push_str(&format!(
+        "<resource-agent name=\"{AGENT_NAME}\" shortdesc=\"Fence agent for xCAT management nodes through their BMC (IPMI v2.0 RMCP+), by hamn\">\n"
+    ));
+    x.push_str("<longdesc>fence_hamn powers a failed xCAT management node off through its BMC and reports success only after the BMC has read back 'off' on consecutive reads. BMC addresses, users, password sources and hardware profiles come from hamn.toml; the parameters here override them for one call. Passwords are accepted on standard input, through password_script or from a file, never on the command line.</longdesc>\n");
+    x.push_str("<vendor-url>https://xcat.org</vendor-url>\n<parameters>\n");
+    for prm in PARAMS {
+        let mut getopt = String::new();
+        if let Some(s) = prm.short {
+            getopt.push_str(&format!("-{s}, "));
+        }
+        match prm.long {
+            Some(l) => getopt.push_str(&format!("--{l}")),
+            None => getopt.push_str(&format!("{}=[value] (standard input)", prm.name)),
+        }
+        if prm.long.is_some() && !matches!(prm.kind, Kind::Boolean) {
+            getopt.push_str("=[value]");
+        }
+        let content = |default: Option<&str>| {
+            let d = default
+                .map(|d| format!(" default=\"{}\"", xml_escape(d)))
+                .unwrap_or_default();
+            match prm.kind {
+                Kind::Select(opts) => {
+                    let mut c = format!("\t\t<content type=\"select\"{d}>\n");
+                    for o in opts {
+                        c.push_str(&format!("\t\t\t<option value=\"{o}\" />\n"));
+                    }
+                    c.push_str("\t\t</content>\n");
+                    c
+                }
+                k => {
+                    let t = match k {
+                        Kind::Integer => "integer",
+                        Kind::Second => "second",
+                        Kind::Boolean => "boolean",
+                        _ => "string",
+                    };
+                    format!("\t\t<content type=\"{t}\"{d} />\n")
+                }
+            }
+        };
+        let required = if prm.name == "action" { "1" } else { "0" };
+        let obsoletes = prm
+            .aliases
+            .first()
+            .map(|a| format!(" obsoletes=\"{a}\""))
+            .unwrap_or_default();
+        let mut emit = |name: &str, extra: &str| {
+            x.push_str(&format!(
+                "\t<parameter name=\"{name}\" unique=\"0\" required=\"{required}\"{extra}>\n\t\t<getopt mixed=\"{}\" />\n{}\t\t<shortdesc lang=\"en\">{}</shortdesc>\n\t</parameter>\n",
+                xml_escape(&getopt),
+                content(prm.default),
+                xml_escape(prm.desc)
+            ));
+        };
+        emit(prm.name, &obsoletes);
+        for alias in prm.aliases {
+            emit(alias, " deprecated=\"1\"");
+        }
+    }
+    x.push_str("</parameters>\n<actions>\n");
+    for a in [
+        "on",
+        "off",
+        "reboot",
+        "status",
+        "monitor",
+        "list",
+        "metadata",
+        "validate-all",
+    ] {
+        let extra = if a == "on" { " automatic=\"0\"" } else { "" };
+        x.push_str(&format!("\t<action name=\"{a}\"{extra} />\n"));
+    }
+    x.push_str("</actions>\n</resource-agent>");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn every_agent_option_in_clap_is_in_the_parameter_table_and_back() {
+        let mut cmd = Cli::command();
+        cmd.build();
+        let agent = cmd
+            .find_subcommand("fence-agent")
+            .expect("fence-agent exists");
+        let clap_longs: Vec<String> = agent
+            .get_arguments()
+            .filter(|a| !a.is_hide_set())
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .filter(|l| !["log-format", "json", "help", "version"].contains(&l.as_str()))
+            .collect();
+        for l in &clap_longs {
+            assert!(
+                PARAMS.iter().any(|p| p.long == Some(l.as_str())),
+                "clap option --{l} has no agent parameter"
+            );
+        }
+        for p in PARAMS.iter().filter_map(|p| p.long) {
+            assert!(
+                clap_longs.iter().any(|l| l == p),
+                "parameter --{p} is not a clap option"
+            );
+        }
+    }
+
+    #[test]
+    fn stdin_lines_follow_the_fence_agent_api() {
+        let i = Inputs::from_stdin_text(
+            "# comment\naction=off\nport=mn1\nnodename=mn1\npasswd=\"s3cret\"\nfoo=bar\n\naction=status\n",
+        )
+        .expect("parses");
+        assert_eq!(i.get("action"), Some("status"), "last value wins");
+        assert_eq!(i.get("plug"), Some("mn1"), "port is an alias of plug");
+        assert_eq!(
+            i.password.as_ref().map(|s| s.expose().to_vec()),
+            Some(b"s3cret".to_vec())
+        );
+        assert_eq!(i.warnings.len(), 1);
+        assert!(!format!("{i:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn fixed_settings_other_than_rmcp_plus_onoff_admin_are_refused() {
+        for line in ["lanplus=0", "method=cycle", "privlvl=user"] {
+            let i = Inputs::from_stdin_text(line).expect("parses");
+            assert!(check_fixed(&i).is_err(), "{line} accepted");
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The clap command tree: the one source that the man-page coverage test, the fence
+//! agent's metadata and shell completions are checked against.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hamn",
+    version,
+    about = "Safe takeover for the standby xCAT management node: fence the failed one, then take over",
+    after_help = "Passwords are never accepted on the command line: see password_file and password_env in hamn.toml(5)."
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/hamn/hamn.toml]
+    #[arg(long, global = true, env = "HAMN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on standard error
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+
+    /// More log detail: -v info, -vv debug, -vvv trace (default: warnings and errors)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print the result as JSON on standard output, for scripts
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Power the peer off through its BMC and confirm it stays off
+    Fence(FenceArgs),
+    /// Read or change a peer's power state through its BMC (admin use; not a fencing proof)
+    Power {
+        #[command(subcommand)]
+        action: PowerAction,
+    },
+    /// Show the BMC hardware profiles hamn knows and where they come from
+    Profiles,
+    /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
+    #[command(name = "fence-agent")]
+    FenceAgent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FenceArgs {
+    /// Peer node name, as in hamn.toml [peers.NAME]
+    pub node: String,
+    /// Overall deadline in seconds for power off and confirmation [default: from the hardware profile]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+    /// Show what would be done, contact nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PowerAction {
+    /// Print "on" or "off"
+    Status(PowerArgs),
+    /// Send Chassis Control power up
+    On(PowerArgs),
+    /// Send Chassis Control power down and report the state read back once
+    Off(PowerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PowerArgs {
+    /// Peer node name, as in hamn.toml [peers.NAME]
+    pub node: String,
+    /// Deadline in seconds [default: from the hardware profile]
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<f64>,
+}
+
+/// FenceAgentAPI options. Pacemaker passes arguments on standard input instead; the
+/// password is accepted only there, through password_script, or from a file.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// off, on, reboot, status, monitor, list, metadata, validate-all
+    #[arg(short = 'o', long = "action")]
+    pub action: Option<String>,
+    /// The node to act on (a peer in hamn.toml)
+    #[arg(short = 'n', long = "plug", alias = "port")]
+    pub plug: Option<String>,
+    /// BMC address, for use without a hamn.toml peer
+    #[arg(short = 'a', long = "ip", alias = "ipaddr")]
+    pub ip: Option<String>,
+    /// BMC UDP port
+    #[arg(short = 'u', long = "ipport")]
+    pub ipport: Option<u16>,
+    /// BMC user
+    #[arg(short = 'l', long = "username", alias = "login")]
+    pub username: Option<String>,
+    /// Script whose first output line is the BMC password
+    #[arg(short = 'S', long = "password-script")]
+    pub password_script: Option<PathBuf>,
+    /// File holding the BMC password (mode 0600)
+    #[arg(long = "password-file")]
+    pub password_file: Option<PathBuf>,
+    /// RMCP+ cipher suite (3 or 17)
+    #[arg(short = 'C', long = "cipher")]
+    pub cipher: Option<u8>,
+    /// Seconds to wait before fencing (Pacemaker's tie-breaker between two nodes)
+    #[arg(long = "delay")]
+    pub delay: Option<f64>,
+    /// Seconds allowed for power off and confirmation
+    #[arg(long = "power-timeout")]
+    pub power_timeout: Option<f64>,
+    /// Refused with an explanation: a password in argv is visible to every user in ps
+    #[arg(short = 'p', long = "password", hide = true)]
+    pub password: Option<String>,
+}

@@ -1,0 +1,277 @@
+//! One entry function per command; each returns what to print or an error that knows its
+//! exit status. Exit statuses are a contract (see hamn(8)):
+//! 0 done; 1 the operation failed (for fence: the node is NOT fenced); 2 usage error;
+//! 3 configuration error (hamn.toml, password source, hardware profiles).
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::bmc::lanplus::Backoff;
+use crate::bmc::{BmcError, ChassisAction, IpmiBmc, PowerControl};
+use crate::cli::{Cli, Command, FenceArgs, PowerAction, PowerArgs};
+use crate::config::{Config, ConfigError, Peer};
+use crate::fence::{self, ConfirmPolicy, FenceError, Fenced};
+use crate::profiles::{BmcProfile, ProfileError, Profiles};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_CONFIG: u8 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error(transparent)]
+    Bmc(#[from] BmcError),
+    #[error(transparent)]
+    Fence(#[from] FenceError),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    #[error("invalid --timeout {0}: give a positive number of seconds")]
+    Timeout(f64),
+}
+
+impl CommandError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Profile(_) => EXIT_CONFIG,
+            Self::Bmc(BmcError::Config(_) | BmcError::Profile { .. }) => EXIT_CONFIG,
+            Self::Fence(FenceError::Bmc {
+                source: BmcError::Config(_) | BmcError::Profile { .. },
+                ..
+            }) => EXIT_CONFIG,
+            Self::Timeout(_) => EXIT_USAGE,
+            Self::Agent(e) => e.exit_code(),
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+/// What a command prints on success: a line for people, a JSON value for scripts.
+pub struct Report {
+    pub human: String,
+    pub json: serde_json::Value,
+    pub exit: u8,
+}
+
+pub fn run(cli: &Cli) -> Result<Report, CommandError> {
+    match &cli.command {
+        Command::Fence(args) => fence_cmd(cli, args),
+        Command::Power { action } => power_cmd(cli, action),
+        Command::Profiles => profiles_cmd(),
+        Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),
+    }
+}
+
+fn load(cli: &Cli) -> Result<(Config, Profiles), CommandError> {
+    let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
+    Ok((cfg, Profiles::load()?))
+}
+
+fn timeout_arg(t: Option<f64>) -> Result<Option<Duration>, CommandError> {
+    match t {
+        None => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(s) => Err(CommandError::Timeout(s)),
+    }
+}
+
+/// The profile known before contacting the BMC: pinned in hamn.toml, else generic.
+pub fn profile_before_contact<'a>(
+    peer: &Peer,
+    profiles: &'a Profiles,
+) -> Result<&'a BmcProfile, ProfileError> {
+    profiles.by_name(
+        peer.bmc
+            .profile
+            .as_deref()
+            .unwrap_or(crate::profiles::GENERIC),
+    )
+}
+
+/// Fence `peer`: connect, power down, confirm. Shared by `hamn fence` and the agent.
+pub fn fence_peer(
+    peer: &Peer,
+    profiles: &Profiles,
+    timeout: Option<Duration>,
+) -> Result<(Fenced, serde_json::Value), CommandError> {
+    let started = Instant::now();
+    let pre = profile_before_contact(peer, profiles)?;
+    let connect_deadline = started + timeout.unwrap_or(pre.timeout);
+    let node = peer.name.clone();
+    let fence_err = |source| FenceError::Bmc {
+        node: node.clone(),
+        source,
+    };
+    let mut bmc = IpmiBmc::connect(peer, profiles, connect_deadline, Backoff::default())
+        .map_err(fence_err)?;
+    let profile = bmc.profile().clone();
+    let policy = ConfirmPolicy {
+        confirm_reads: profile.confirm_reads,
+        poll_interval: profile.poll_interval,
+        settle: profile.power_off_settle,
+        deadline: started + timeout.unwrap_or(profile.timeout),
+    };
+    let suite = bmc.suite().id();
+    let result = fence::fence(&peer.name, &mut bmc, policy);
+    bmc.close();
+    let fenced = result?;
+    let json = json!({
+        "node": peer.name,
+        "fenced": true,
+        "proof": fenced,
+        "profile": profile.name,
+        "cipher_suite": suite,
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    });
+    Ok((fenced, json))
+}
+
+fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
+    let timeout = timeout_arg(args.timeout)?;
+    let (cfg, profiles) = load(cli)?;
+    let peer = cfg.peer(&args.node)?;
+    if args.dry_run {
+        return fence_plan(peer, &profiles, timeout);
+    }
+    let (fenced, json) = fence_peer(peer, &profiles, timeout)?;
+    let how = match fenced.method() {
+        fence::FenceMethod::PowerOff {
+            bmc,
+            reads,
+            already_off,
+        } => format!(
+            "{} by {bmc}, {reads} consecutive 'off' reads",
+            if *already_off {
+                "was already off, confirmed"
+            } else {
+                "powered off, confirmed"
+            }
+        ),
+        fence::FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
+    };
+    Ok(Report {
+        human: format!(
+            "{}: FENCED ({how}) in {:.2}s",
+            peer.name,
+            json["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
+        ),
+        json,
+        exit: EXIT_OK,
+    })
+}
+
+fn fence_plan(
+    peer: &Peer,
+    profiles: &Profiles,
+    timeout: Option<Duration>,
+) -> Result<Report, CommandError> {
+    let pre = profile_before_contact(peer, profiles)?;
+    let suites: Vec<u8> = match peer.bmc.cipher_suite {
+        Some(s) => vec![s.0.id()],
+        None => pre.cipher_suites.iter().map(|s| s.id()).collect(),
+    };
+    let profile = match &peer.bmc.profile {
+        Some(p) => format!("{p} (pinned in hamn.toml)"),
+        None => "chosen from Get Device ID's manufacturer ID".to_string(),
+    };
+    let password = match &peer.password {
+        crate::config::PasswordSource::File(p) => format!("from file {}", p.display()),
+        crate::config::PasswordSource::Env(v) => format!("from environment variable {v}"),
+        crate::config::PasswordSource::Given(_) => "given on standard input".into(),
+    };
+    let steps = vec![
+        format!(
+            "open an RMCP+ session to BMC {}:{} as user '{}' (password {password}), cipher suites {suites:?} in order, privilege ADMINISTRATOR",
+            peer.bmc.address, peer.bmc.port, peer.bmc.user
+        ),
+        format!("hardware profile: {profile}"),
+        "read Get Chassis Status; if on, send Chassis Control power down (never power cycle)"
+            .into(),
+        format!(
+            "confirm: the profile's number of consecutive 'off' reads (generic: {} every {} ms) within {:.1}s",
+            pre.confirm_reads,
+            pre.poll_interval.as_millis(),
+            timeout.unwrap_or(pre.timeout).as_secs_f64()
+        ),
+        "close the session".into(),
+    ];
+    let mut human = format!(
+        "plan to fence {} (dry run: nothing is contacted):\n",
+        peer.name
+    );
+    for (i, s) in steps.iter().enumerate() {
+        human.push_str(&format!("  {}. {s}\n", i + 1));
+    }
+    Ok(Report {
+        human: human.trim_end().to_string(),
+        json: json!({"node": peer.name, "dry_run": true, "steps": steps}),
+        exit: EXIT_OK,
+    })
+}
+
+fn power_cmd(cli: &Cli, action: &PowerAction) -> Result<Report, CommandError> {
+    let (PowerAction::Status(args) | PowerAction::On(args) | PowerAction::Off(args)) = action;
+    let PowerArgs { node, timeout } = args;
+    let timeout = timeout_arg(*timeout)?;
+    let (cfg, profiles) = load(cli)?;
+    let peer = cfg.peer(node)?;
+    let started = Instant::now();
+    let pre = profile_before_contact(peer, &profiles)?;
+    let deadline = started + timeout.unwrap_or(pre.timeout);
+    let mut bmc = IpmiBmc::connect(peer, &profiles, deadline, Backoff::default())?;
+    let result = (|| {
+        let sent = match action {
+            PowerAction::Status(_) => None,
+            PowerAction::On(_) => Some(ChassisAction::PowerUp),
+            PowerAction::Off(_) => Some(ChassisAction::PowerDown),
+        };
+        if let Some(a) = sent {
+            bmc.chassis(a, deadline)?;
+        }
+        let state = bmc.power_state(deadline)?;
+        Ok::<_, BmcError>((sent, state))
+    })();
+    let bmc_desc = bmc.describe();
+    bmc.close();
+    let (sent, state) = result?;
+    let sent_txt = match sent {
+        None => "",
+        Some(ChassisAction::PowerUp) => "power up sent; ",
+        Some(ChassisAction::PowerDown) => "power down sent; ",
+    };
+    Ok(Report {
+        human: format!("{node}: {sent_txt}{state}"),
+        json: json!({"node": node, "power": state, "bmc": bmc_desc,
+                     "command": sent.map(|a| format!("{a:?}")),
+                     "elapsed_ms": started.elapsed().as_millis() as u64}),
+        exit: EXIT_OK,
+    })
+}
+
+fn profiles_cmd() -> Result<Report, CommandError> {
+    let profiles = Profiles::load()?;
+    let mut human = String::new();
+    for p in profiles.all() {
+        human.push_str(&format!(
+            "{:<14} ids {:?}  suites {:?}  {} reads / {} ms  timeout {}s  ({})\n",
+            p.name,
+            p.manufacturer_ids,
+            p.cipher_suites.iter().map(|s| s.id()).collect::<Vec<_>>(),
+            p.confirm_reads,
+            p.poll_interval.as_millis(),
+            p.timeout.as_secs(),
+            p.origin
+        ));
+    }
+    let list: Vec<_> = profiles.all().collect();
+    Ok(Report {
+        human: human.trim_end().to_string(),
+        json: serde_json::to_value(&list).unwrap_or_default(),
+        exit: EXIT_OK,
+    })
+}

@@ -1,0 +1,397 @@
+//! hamn.toml: who this node is, which peers it may fence and how to reach their BMCs.
+//!
+//! Every error names the file and, where the TOML parser knows it, the line and key.
+//! Passwords are never part of the file: it names a password file (mode 0600 or stricter,
+//! owned by the user running hamn) or an environment variable.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bmc::crypto::{CipherSuite, SuiteError};
+use crate::secret::Secret;
+
+pub const DEFAULT_PATH: &str = "/etc/hamn/hamn.toml";
+pub const DEFAULT_BMC_PORT: u16 = 623;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read configuration {path}: {source}; create it or pass --config FILE (see hamn.toml(5))"
+    )]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("configuration {path}, line {line}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("node '{node}' is not a peer in {path}; configured peers: {known}")]
+    UnknownPeer {
+        node: String,
+        path: PathBuf,
+        known: String,
+    },
+    #[error("cannot read the BMC password file {path} for node '{node}': {source}")]
+    PasswordFile {
+        node: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "refusing the BMC password file {path} for node '{node}': it is {problem}; \
+         run: chown {user} {path} && chmod 600 {path}"
+    )]
+    PasswordFileUnsafe {
+        node: String,
+        path: PathBuf,
+        problem: String,
+        user: u32,
+    },
+    #[error("the BMC password for node '{node}' is empty ({source_desc}); set it there")]
+    EmptyPassword { node: String, source_desc: String },
+    #[error(
+        "environment variable {var} (password_env of node '{node}') is not set; export it or use password_file"
+    )]
+    PasswordEnvMissing { node: String, var: String },
+}
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: String,
+    #[serde(default)]
+    peers: BTreeMap<String, toml::Spanned<PeerConfig>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub bmc: BmcConfig,
+}
+
+/// A cipher suite number from the file, refused at parse time unless it is 3 or 17, so
+/// the error carries the line and key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u8")]
+pub struct SuiteSetting(pub CipherSuite);
+
+impl TryFrom<u8> for SuiteSetting {
+    type Error = SuiteError;
+    fn try_from(v: u8) -> Result<Self, SuiteError> {
+        CipherSuite::try_from(v).map(SuiteSetting)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcConfig {
+    /// Host name or IP address of the BMC's LAN interface.
+    pub address: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    pub user: String,
+    pub password_file: Option<PathBuf>,
+    pub password_env: Option<String>,
+    /// Pin one cipher suite instead of the profile's order.
+    pub cipher_suite: Option<SuiteSetting>,
+    /// Pin a hardware profile by name instead of choosing by manufacturer ID.
+    pub profile: Option<String>,
+}
+
+fn default_port() -> u16 {
+    DEFAULT_BMC_PORT
+}
+
+/// Where a BMC password comes from. There is deliberately no variant for argv.
+#[derive(Debug, Clone)]
+pub enum PasswordSource {
+    File(PathBuf),
+    Env(String),
+    /// Already read, e.g. from the fence agent's standard input.
+    Given(Secret),
+}
+
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub name: String,
+    pub bmc: BmcConfig,
+    pub password: PasswordSource,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub node: String,
+    pub peers: BTreeMap<String, Peer>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
+}
+
+impl Config {
+    /// Path from --config, else $HAMN_CONFIG, else /etc/hamn/hamn.toml (clap resolves the
+    /// first two into `explicit`).
+    pub fn path(explicit: Option<&Path>) -> PathBuf {
+        explicit.map_or_else(|| PathBuf::from(DEFAULT_PATH), Path::to_path_buf)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            let message = e.message().to_string();
+            match line {
+                Some(line) => ConfigError::Invalid {
+                    path: path.to_path_buf(),
+                    line,
+                    message,
+                },
+                None => ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                },
+            }
+        })?;
+        let invalid = |offset: usize, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(text, offset),
+            message,
+        };
+        if raw.node.trim().is_empty() {
+            return Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: "key 'node' (this node's name) is empty".into(),
+            });
+        }
+        let mut peers = BTreeMap::new();
+        for (name, spanned) in raw.peers {
+            let start = spanned.span().start;
+            let peer = spanned.into_inner();
+            if name == raw.node {
+                return Err(invalid(
+                    start,
+                    format!(
+                        "peer '{name}' is this node itself (key 'node'); a node must not fence itself"
+                    ),
+                ));
+            }
+            let password = match (&peer.bmc.password_file, &peer.bmc.password_env) {
+                (Some(f), None) => PasswordSource::File(f.clone()),
+                (None, Some(v)) => PasswordSource::Env(v.clone()),
+                _ => {
+                    return Err(invalid(
+                        start,
+                        format!(
+                            "peers.{name}.bmc needs exactly one of password_file or password_env"
+                        ),
+                    ));
+                }
+            };
+            if peer.bmc.user.len() > 16 {
+                return Err(invalid(
+                    start,
+                    format!("peers.{name}.bmc.user is longer than IPMI's 16 bytes"),
+                ));
+            }
+            peers.insert(
+                name.clone(),
+                Peer {
+                    name,
+                    bmc: peer.bmc,
+                    password,
+                },
+            );
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            node: raw.node,
+            peers,
+        })
+    }
+
+    pub fn peer(&self, node: &str) -> Result<&Peer, ConfigError> {
+        self.peers
+            .get(node)
+            .ok_or_else(|| ConfigError::UnknownPeer {
+                node: node.to_string(),
+                path: self.path.clone(),
+                known: if self.peers.is_empty() {
+                    "none".into()
+                } else {
+                    self.peers.keys().cloned().collect::<Vec<_>>().join(", ")
+                },
+            })
+    }
+}
+
+impl Peer {
+    /// Read the password from its source, refusing a file others could read.
+    pub fn password(&self) -> Result<Secret, ConfigError> {
+        let node = self.name.clone();
+        let (secret, source_desc) = match &self.password {
+            PasswordSource::Given(s) => (s.clone(), "given on standard input".to_string()),
+            PasswordSource::Env(var) => match std::env::var_os(var) {
+                Some(v) => (
+                    Secret::new(std::os::unix::ffi::OsStrExt::as_bytes(v.as_os_str()).to_vec()),
+                    format!("environment variable {var}"),
+                ),
+                None => {
+                    return Err(ConfigError::PasswordEnvMissing {
+                        node,
+                        var: var.clone(),
+                    });
+                }
+            },
+            PasswordSource::File(path) => (
+                read_password_file(&node, path)?,
+                format!("file {}", path.display()),
+            ),
+        };
+        if secret.is_empty() {
+            return Err(ConfigError::EmptyPassword { node, source_desc });
+        }
+        Ok(secret)
+    }
+}
+
+/// Read a password file after checking, on the open descriptor, that only its owner (the
+/// user running hamn) can read it.
+pub fn read_password_file(node: &str, path: &Path) -> Result<Secret, ConfigError> {
+    let io = |source| ConfigError::PasswordFile {
+        node: node.to_string(),
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let me = nix::unistd::geteuid().as_raw();
+    let mode = meta.mode() & 0o7777;
+    let problem = if meta.uid() != me {
+        Some(format!(
+            "owned by uid {} but hamn runs as uid {me}",
+            meta.uid()
+        ))
+    } else if mode & 0o077 != 0 {
+        Some(format!(
+            "mode {mode:04o}, readable or writable by group or others"
+        ))
+    } else if !meta.is_file() {
+        Some("not a regular file".to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(ConfigError::PasswordFileUnsafe {
+            node: node.to_string(),
+            path: path.to_path_buf(),
+            problem,
+            user: me,
+        });
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).map_err(io)?;
+    Ok(Secret::from_file_contents(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node = "mn2"
+
+[peers.mn1.bmc]
+address = "127.0.0.1"
+port = 6230
+user = "admin"
+password_file = "/etc/hamn/mn1.pw"
+cipher_suite = 17
+"#;
+
+    #[test]
+    fn a_good_file_loads() {
+        let c = Config::parse(Path::new("hamn.toml"), GOOD).expect("parses");
+        let p = c.peer("mn1").expect("peer");
+        assert_eq!(p.bmc.port, 6230);
+        assert_eq!(p.bmc.cipher_suite, Some(SuiteSetting(CipherSuite::Suite17)));
+        assert!(matches!(p.password, PasswordSource::File(_)));
+    }
+
+    #[test]
+    fn cipher_suite_zero_is_refused_with_line_and_reason() {
+        let text = GOOD.replace("cipher_suite = 17", "cipher_suite = 0");
+        let e = Config::parse(Path::new("/etc/hamn/hamn.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/etc/hamn/hamn.toml, line 9"), "{e}");
+        assert!(e.contains("cipher suite 0 has no authentication"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let text = GOOD.replace("port = 6230", "prot = 6230");
+        let e = Config::parse(Path::new("h.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("h.toml, line 6") && e.contains("prot"), "{e}");
+    }
+
+    #[test]
+    fn password_on_the_command_line_has_no_place_and_two_sources_are_refused() {
+        let text = GOOD.replace(
+            "password_file = \"/etc/hamn/mn1.pw\"",
+            "password_file = \"/x\"\npassword_env = \"X\"",
+        );
+        let e = Config::parse(Path::new("h.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("exactly one of password_file or password_env"),
+            "{e}"
+        );
+        let text = GOOD.replace("user = \"admin\"", "user = \"admin\"\npassword = \"x\"");
+        assert!(Config::parse(Path::new("h.toml"), &text).is_err());
+    }
+
+    #[test]
+    fn unknown_peer_lists_the_configured_ones() {
+        let c = Config::parse(Path::new("h.toml"), GOOD).expect("parses");
+        let e = c.peer("mn9").unwrap_err().to_string();
+        assert!(e.contains("mn9") && e.contains("mn1"), "{e}");
+    }
+
+    #[test]
+    fn group_readable_password_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("pw");
+        std::fs::write(&f, "secret\n").expect("write");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let e = read_password_file("mn1", &f).unwrap_err().to_string();
+        assert!(e.contains("mode 0640") && e.contains("chmod 600"), "{e}");
+        assert!(!e.contains("secret"));
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert_eq!(
+            read_password_file("mn1", &f).expect("ok").expose(),
+            b"secret"
+        );
+    }
+}

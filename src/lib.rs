@@ -1,0 +1,21 @@
+//! hamn: safe takeover for the standby xCAT management node.
+//!
+//! The gates, in order: fence the peer and prove it is off (`fence`), and only then
+//! touch storage. Adapters talk to hardware (`bmc`); `config` and `profiles` hold what the
+//! admin and the hardware vendors tell us.
+
+// Nothing that came from outside the process may panic the safety code.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+// Errors travel once, on the failure path of a short-lived command; their size does not
+// matter, and boxing them would only obscure the types.
+#![allow(clippy::result_large_err)]
+
+pub mod agent;
+pub mod bmc;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod fence;
+pub mod logging;
+pub mod profiles;
+pub mod secret;

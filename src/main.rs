@@ -1,0 +1,49 @@
+//! Entry point: parse arguments, set up logging, turn the result into an exit status.
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hamn::cli::Cli;
+use hamn::commands;
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let cli = if hamn::agent::invoked_as_agent(&argv0) {
+        hamn::agent::cli_from_agent_argv()
+    } else {
+        Cli::try_parse()
+    };
+    let cli = match cli {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                commands::EXIT_USAGE
+            } else {
+                commands::EXIT_OK
+            });
+        }
+    };
+    hamn::logging::init(cli.log_format, cli.verbose);
+    match commands::run(&cli) {
+        Ok(report) => {
+            if cli.json {
+                println!("{}", report.json);
+            } else if !report.human.is_empty() {
+                println!("{}", report.human);
+            }
+            ExitCode::from(report.exit)
+        }
+        Err(e) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string(), "exit": e.exit_code()})
+                );
+            }
+            eprintln!("hamn: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! Hardware profiles: what hamn knows about each BMC family (cipher suites to try, how to
+//! confirm power off, quirks), as data in hw-profiles/bmc/*.toml.
+//!
+//! Search path, first match of a name wins: each directory in $HAMN_PROFILE_PATH
+//! (colon-separated), /etc/hamn/hw-profiles, /usr/share/hamn/hw-profiles, then the
+//! profiles built into the binary. Each directory holds a `bmc/` subdirectory.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::bmc::crypto::CipherSuite;
+
+include!(concat!(env!("OUT_DIR"), "/builtin_profiles.rs"));
+
+pub const SYSTEM_DIRS: [&str; 2] = ["/etc/hamn/hw-profiles", "/usr/share/hamn/hw-profiles"];
+pub const GENERIC: &str = "generic";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("hardware profile {origin}: {message}")]
+    Invalid { origin: String, message: String },
+    #[error("cannot read hardware profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "no BMC hardware profile named '{name}' (pinned in hamn.toml); known profiles: {known}"
+    )]
+    Unknown { name: String, known: String },
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quirk {
+    pub id: String,
+    pub description: String,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBmcProfile {
+    name: String,
+    description: String,
+    manufacturer_ids: Vec<u32>,
+    cipher_suites: Vec<u8>,
+    confirm_reads: u32,
+    poll_interval_ms: u64,
+    power_off_settle_ms: u64,
+    timeout_s: u64,
+    #[serde(default)]
+    quirks: Vec<Quirk>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BmcProfile {
+    pub name: String,
+    pub description: String,
+    pub manufacturer_ids: Vec<u32>,
+    pub cipher_suites: Vec<CipherSuite>,
+    pub confirm_reads: u32,
+    pub poll_interval: Duration,
+    pub power_off_settle: Duration,
+    pub timeout: Duration,
+    pub quirks: Vec<Quirk>,
+    /// Where it was read from ("built-in" or a path).
+    pub origin: String,
+}
+
+impl BmcProfile {
+    pub fn parse(origin: &str, stem: &str, text: &str) -> Result<Self, ProfileError> {
+        let invalid = |message: String| ProfileError::Invalid {
+            origin: origin.to_string(),
+            message,
+        };
+        let raw: RawBmcProfile = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        if raw.name != stem {
+            return Err(invalid(format!(
+                "name '{}' differs from the file name '{stem}.toml'",
+                raw.name
+            )));
+        }
+        let cipher_suites = raw
+            .cipher_suites
+            .iter()
+            .map(|&s| CipherSuite::try_from(s).map_err(|e| invalid(e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if cipher_suites.is_empty() {
+            return Err(invalid("cipher_suites is empty".into()));
+        }
+        if raw.confirm_reads == 0 || raw.poll_interval_ms == 0 || raw.timeout_s == 0 {
+            return Err(invalid(
+                "confirm_reads, poll_interval_ms and timeout_s must be at least 1".into(),
+            ));
+        }
+        Ok(BmcProfile {
+            name: raw.name,
+            description: raw.description,
+            manufacturer_ids: raw.manufacturer_ids,
+            cipher_suites,
+            confirm_reads: raw.confirm_reads,
+            poll_interval: Duration::from_millis(raw.poll_interval_ms),
+            power_off_settle: Duration::from_millis(raw.power_off_settle_ms),
+            timeout: Duration::from_secs(raw.timeout_s),
+            quirks: raw.quirks,
+            origin: origin.to_string(),
+        })
+    }
+}
+
+/// All BMC profiles visible on the search path.
+#[derive(Debug, Clone)]
+pub struct Profiles {
+    bmc: BTreeMap<String, BmcProfile>,
+}
+
+fn stem_of(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+impl Profiles {
+    /// The directories searched, most specific first.
+    pub fn search_path() -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::env::var_os("HAMN_PROFILE_PATH")
+            .map(|v| {
+                std::env::split_paths(&v)
+                    .filter(|p| !p.as_os_str().is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        dirs.extend(SYSTEM_DIRS.iter().map(PathBuf::from));
+        dirs
+    }
+
+    /// Load the search path; a broken installed profile is an error, not silently skipped,
+    /// because it would otherwise fall back to a less fitting profile unnoticed.
+    pub fn load() -> Result<Self, ProfileError> {
+        Self::load_from(&Self::search_path())
+    }
+
+    pub fn load_from(dirs: &[PathBuf]) -> Result<Self, ProfileError> {
+        let mut bmc = BTreeMap::new();
+        for (path, text) in BUILTIN_BMC_PROFILES {
+            let stem = stem_of(Path::new(path));
+            let p = BmcProfile::parse(&format!("built-in {path}"), &stem, text)?;
+            bmc.insert(stem, p);
+        }
+        // Later insertions override: walk from least to most specific.
+        for dir in dirs.iter().rev() {
+            let sub = dir.join("bmc");
+            let Ok(rd) = std::fs::read_dir(&sub) else {
+                continue;
+            };
+            let mut files: Vec<PathBuf> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            files.sort();
+            for path in files {
+                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let stem = stem_of(&path);
+                let p = BmcProfile::parse(&path.display().to_string(), &stem, &text)?;
+                bmc.insert(stem, p);
+            }
+        }
+        Ok(Profiles { bmc })
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &BmcProfile> {
+        self.bmc.values()
+    }
+
+    pub fn by_name(&self, name: &str) -> Result<&BmcProfile, ProfileError> {
+        self.bmc.get(name).ok_or_else(|| ProfileError::Unknown {
+            name: name.to_string(),
+            known: self.bmc.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The profile for a manufacturer ID from Get Device ID, or the generic one.
+    pub fn for_manufacturer(&self, id: u32) -> Result<&BmcProfile, ProfileError> {
+        match self.bmc.values().find(|p| p.manufacturer_ids.contains(&id)) {
+            Some(p) => Ok(p),
+            None => self.by_name(GENERIC),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_profile_loads_and_the_required_families_exist() {
+        let p = Profiles::load_from(&[]).expect("built-in profiles load");
+        for name in [
+            "generic",
+            "openbmc",
+            "lenovo-xcc",
+            "dell-idrac",
+            "hpe-ilo",
+            "supermicro",
+            "openipmi-sim",
+        ] {
+            assert!(p.by_name(name).is_ok(), "missing profile {name}");
+        }
+    }
+
+    #[test]
+    fn manufacturer_ids_pick_the_family_and_unknown_ones_the_generic_profile() {
+        let p = Profiles::load_from(&[]).expect("loads");
+        assert_eq!(p.for_manufacturer(4753).expect("sim").name, "openipmi-sim");
+        assert_eq!(p.for_manufacturer(674).expect("dell").name, "dell-idrac");
+        assert_eq!(
+            p.for_manufacturer(0xfffff).expect("generic").name,
+            "generic"
+        );
+    }
+
+    #[test]
+    fn no_manufacturer_id_is_claimed_by_two_profiles() {
+        let p = Profiles::load_from(&[]).expect("loads");
+        let mut seen = BTreeMap::new();
+        for prof in p.all() {
+            for id in &prof.manufacturer_ids {
+                if let Some(other) = seen.insert(*id, prof.name.clone()) {
+                    panic!("manufacturer id {id} in both {other} and {}", prof.name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_installed_profile_overrides_the_builtin_one_and_a_broken_one_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("bmc")).expect("mkdir");
+        let text = BUILTIN_BMC_PROFILES
+            .iter()
+            .find(|(p, _)| p.ends_with("generic.toml"))
+            .map(|(_, t)| t.replace("timeout_s = 30", "timeout_s = 7"))
+            .expect("generic exists");
+        std::fs::write(dir.path().join("bmc/generic.toml"), text).expect("write");
+        let p = Profiles::load_from(&[dir.path().to_path_buf()]).expect("loads");
+        assert_eq!(
+            p.by_name("generic").expect("g").timeout,
+            Duration::from_secs(7)
+        );
+        std::fs::write(dir.path().join("bmc/generic.toml"), "name = 3").expect("write");
+        assert!(Profiles::load_from(&[dir.path().to_path_buf()]).is_err());
+    }
+
+    #[test]
+    fn a_profile_offering_suite_zero_is_refused() {
+        let text = r#"name = "x"
+description = "d"
+manufacturer_ids = []
+cipher_suites = [0]
+confirm_reads = 1
+poll_interval_ms = 1
+power_off_settle_ms = 0
+timeout_s = 1
+"#;
+        let e = BmcProfile::parse("t", "x", text).unwrap_err().to_string();
+        assert!(e.contains("cipher suite 0"), "{e}");
+    }
+}
