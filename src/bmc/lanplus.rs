@@ -636,3 +636,91 @@ fn accept_session_reply(
     *last_in_seq = pkt.session_seq;
     Some(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn keys() -> SessionKeys {
+        SessionKeys::derive(CipherSuite::Suite3, &[9u8; 20])
+    }
+
+    /// A reply as the BMC would send it: rqAddr, netFn, chk, rsAddr, rqSeq, cmd, cc, data, chk.
+    fn reply(netfn: u8, rq_seq: u8, cmd: u8, data: &[u8]) -> Vec<u8> {
+        let sum = |b: &[u8]| b.iter().fold(0u8, |a, x| a.wrapping_add(*x)).wrapping_neg();
+        let mut m = vec![0x81, netfn << 2];
+        m.push(sum(&m));
+        let start = m.len();
+        m.extend_from_slice(&[0x20, rq_seq << 2, cmd, 0]);
+        m.extend_from_slice(data);
+        let s = sum(&m[start..]);
+        m.push(s);
+        m
+    }
+
+    fn session_packet(console_sid: u32, seq: u32, msg: &[u8]) -> Packet {
+        let k = keys();
+        let d = packet::encode(
+            PayloadType::Ipmi,
+            console_sid,
+            seq,
+            msg,
+            Some((&k, [1; 16])),
+        );
+        packet::decode(&d, Some(&k)).expect("decodes")
+    }
+
+    #[test]
+    fn a_late_reply_to_an_earlier_request_is_not_taken_for_the_current_one() {
+        // Request 5 was Get Device ID and timed out; request 6 is Get Chassis Status. The
+        // late Get Device ID reply must not be read as a chassis status ("off").
+        let mut last = 0;
+        let late = session_packet(7, 1, &reply(0x07, 5, 0x01, &[0, 0, 0]));
+        assert!(accept_session_reply(&late, 7, &mut last, 6, 0x01, 0x01).is_none());
+        let late_same_cmd = session_packet(7, 2, &reply(0x01, 5, 0x01, &[0, 0, 0]));
+        assert!(accept_session_reply(&late_same_cmd, 7, &mut last, 6, 0x01, 0x01).is_none());
+        let right = session_packet(7, 3, &reply(0x01, 6, 0x01, &[1, 0, 0]));
+        assert!(accept_session_reply(&right, 7, &mut last, 6, 0x01, 0x01).is_some());
+        // A replay of the accepted datagram is stale now.
+        assert!(accept_session_reply(&right, 7, &mut last, 6, 0x01, 0x01).is_none());
+    }
+
+    #[test]
+    fn a_reply_for_another_session_is_dropped() {
+        let mut last = 0;
+        let other = session_packet(8, 1, &reply(0x01, 1, 0x01, &[1, 0, 0]));
+        assert!(accept_session_reply(&other, 7, &mut last, 1, 0x01, 0x01).is_none());
+    }
+
+    #[test]
+    fn pre_session_replies_must_carry_our_tag_and_session_id() {
+        let mut payload = vec![0x42, 0, 0, 0];
+        payload.extend_from_slice(&0xdead_beefu32.to_le_bytes());
+        let d = packet::encode(PayloadType::Rakp2, 0, 0, &payload, None);
+        assert!(pre_session_reply(&d, PayloadType::Rakp2, 0x42, 0xdead_beef).is_some());
+        assert!(pre_session_reply(&d, PayloadType::Rakp2, 0x43, 0xdead_beef).is_none());
+        assert!(pre_session_reply(&d, PayloadType::Rakp2, 0x42, 0xdead_bee0).is_none());
+        assert!(pre_session_reply(&d, PayloadType::Rakp4, 0x42, 0xdead_beef).is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn no_datagram_panics_the_reply_matchers(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = pre_session_reply(&bytes, PayloadType::OpenSessionResponse, 1, 2);
+            let k = keys();
+            if let Ok(p) = packet::decode(&bytes, Some(&k)) {
+                let mut last = 0;
+                let _ = accept_session_reply(&p, 1, &mut last, 1, 1, 1);
+            }
+        }
+
+        #[test]
+        fn no_encrypted_payload_panics_the_session_matcher(msg in proptest::collection::vec(any::<u8>(), 0..64),
+                                                           seq in any::<u32>()) {
+            let p = session_packet(7, seq, &msg);
+            let mut last = 0;
+            let _ = accept_session_reply(&p, 7, &mut last, 1, 1, 1);
+        }
+    }
+}
