@@ -158,6 +158,9 @@ fn random<const N: usize>() -> Result<[u8; N], LanError> {
 /// the user by name and grants at most the user's own privilege limit.
 const ROLE_ADMIN_NAME_ONLY: u8 = 0x10 | PRIV_ADMINISTRATOR;
 
+/// How long RAKP 3 is retransmitted before the handshake starts over.
+const RAKP3_BUDGET: Duration = Duration::from_millis(1800);
+
 /// An active, authenticated, encrypted RMCP+ session at ADMINISTRATOR privilege.
 pub struct Session {
     sock: UdpSocket,
@@ -423,15 +426,25 @@ impl Session {
         rakp3.extend_from_slice(&bmc_sid.to_le_bytes());
         rakp3.extend_from_slice(&params.rakp3_code(suite, kuid));
         let dgram = packet::encode(PayloadType::Rakp3, 0, 0, &rakp3, None);
-        let rakp4 = exchange(
+        // A BMC that activated the session on our first RAKP 3 (and whose RAKP 4 was
+        // lost), or that answered a retransmitted RAKP 1 with a new random number, never
+        // answers a repeated RAKP 3: after a few attempts, start over instead of waiting.
+        let rakp3_deadline = deadline.min(Instant::now() + RAKP3_BUDGET);
+        let rakp4 = match exchange(
             sock,
             bmc,
             backoff,
-            deadline,
+            rakp3_deadline,
             "RAKP 3",
             || dgram.clone(),
             |d| pre_session_reply(d, PayloadType::Rakp4, tag, console_sid),
-        )?;
+        ) {
+            Ok(r) => r,
+            Err(LanError::Timeout { .. }) if rakp3_deadline < deadline => {
+                return Err(Handshake::Restart("no RAKP 4"));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if rakp4[1] != 0 {
             // 0x0f: the BMC computed another RAKP 3 code, which happens when it answered a
             // retransmitted RAKP 1 with a new random number; start over.

@@ -152,6 +152,13 @@ impl IpmiBmc {
         })
     }
 
+    /// Get Device ID's manufacturer (IANA enterprise number).
+    pub fn manufacturer_id(&mut self, deadline: Instant) -> Result<u32, BmcError> {
+        self.session
+            .manufacturer_id(deadline)
+            .map_err(|e| self.lan(e))
+    }
+
     pub fn profile(&self) -> &BmcProfile {
         &self.profile
     }

@@ -1,0 +1,258 @@
+//! fence_hamn as Pacemaker runs it: name=value lines on standard input, FenceAgentAPI
+//! exit codes, against ipmi_sim; and its metadata against the schema fence-agents ships.
+
+mod support;
+
+use std::path::Path;
+
+use support::peer::{self, PASSWORD};
+use support::sim::{ServerBehaviour, SimOptions};
+
+const SCHEMA: &str = "/usr/share/cluster/relaxng/metadata.rng";
+
+fn agent() -> assert_cmd::Command {
+    let mut c =
+        assert_cmd::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"));
+    // fencing/fence_hamn runs `hamn` from its own directory or PATH: put the test build first.
+    let bin = assert_cmd::cargo::cargo_bin("hamn");
+    let dir = bin.parent().expect("bin dir").to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![dir];
+    paths.extend(std::env::split_paths(&path));
+    c.env("PATH", std::env::join_paths(paths).expect("PATH"));
+    c.env_remove("HAMN_CONFIG");
+    c
+}
+
+fn run(stdin: &str) -> std::process::Output {
+    agent()
+        .write_stdin(stdin.to_string())
+        .output()
+        .expect("agent runs")
+}
+
+fn show(o: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn stdin_for(mn1: &peer::Peer, action: &str) -> String {
+    format!(
+        "# as pacemaker-fenced writes it\naction={action}\nport=mn1\nnodename=mn1\nconfig={}\n",
+        mn1.config_path().display()
+    )
+}
+
+#[test]
+fn metadata_validates_against_the_fence_agents_schema() {
+    let out = agent().args(["-o", "metadata"]).output().expect("runs");
+    assert!(out.status.success(), "{}", show(&out));
+    let xml = String::from_utf8_lossy(&out.stdout);
+    for p in [
+        "action",
+        "plug",
+        "port",
+        "ip",
+        "ipport",
+        "username",
+        "password_script",
+        "cipher",
+        "delay",
+        "power_timeout",
+    ] {
+        assert!(xml.contains(&format!("name=\"{p}\"")), "metadata lacks {p}");
+    }
+    if !support::require_tool("xmllint") {
+        return;
+    }
+    if !Path::new(SCHEMA).exists() {
+        support::skip_or_panic(&format!(
+            "{SCHEMA} not installed (Debian package fence-agents)"
+        ));
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let f = dir.path().join("meta.xml");
+    std::fs::write(&f, xml.as_bytes()).expect("write");
+    let v = std::process::Command::new("xmllint")
+        .args(["--noout", "--relaxng", SCHEMA])
+        .arg(&f)
+        .output()
+        .expect("xmllint runs");
+    assert!(
+        v.status.success(),
+        "metadata does not validate: {}",
+        show(&v)
+    );
+}
+
+#[test]
+fn off_from_standard_input_fences_and_status_then_exits_2() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let out = run(&stdin_for(&mn1, "status"));
+    assert_eq!(out.status.code(), Some(0), "status on is 0: {}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Status: ON"));
+    let out = run(&stdin_for(&mn1, "off"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Success: Powered OFF"),
+        "{}",
+        show(&out)
+    );
+    assert!(!mn1.bmc.server_alive());
+    assert_eq!(mn1.bmc.ipmitool_power_is_on(), Some(false));
+    let out = run(&stdin_for(&mn1, "status"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "status off is 2: {}",
+        show(&out)
+    );
+    let out = run(&stdin_for(&mn1, "off"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Success: Already OFF"),
+        "{}",
+        show(&out)
+    );
+    let out = run(&stdin_for(&mn1, "monitor"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn reboot_confirms_off_and_powers_on_again() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let before = mn1.bmc.server_pid();
+    let out = run(&stdin_for(&mn1, "reboot"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(mn1.bmc.server_alive(), "powered on again");
+    assert_ne!(
+        mn1.bmc.server_pid(),
+        before,
+        "a new server process: it really went off"
+    );
+}
+
+#[test]
+fn a_bmc_given_entirely_on_standard_input_with_its_password_works_without_hamn_toml() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let a = mn1.bmc.addr();
+    let stdin = format!(
+        "action=status\nip={}\nipport={}\nusername=admin\npassword={PASSWORD}\ncipher=3\nconfig=/nonexistent/hamn.toml\n",
+        a.ip(),
+        a.port()
+    );
+    let out = run(&stdin);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+}
+
+#[test]
+fn faults_through_standard_input_exit_1_and_fence_nothing() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let a = mn1.bmc.addr();
+    let wrong = format!(
+        "action=off\nip={}\nipport={}\nusername=admin\npassword=wrong\ncipher=3\npower_timeout=3\nconfig=/nonexistent\n",
+        a.ip(),
+        a.port()
+    );
+    let out = run(&wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("wrong password"),
+        "{}",
+        show(&out)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("Success"));
+
+    mn1.bmc.freeze();
+    let out = run(&format!("{}power_timeout=2\n", stdin_for(&mn1, "off")));
+    mn1.bmc.resume();
+    assert_eq!(out.status.code(), Some(1), "frozen BMC: {}", show(&out));
+
+    mn1.bmc.set_behaviour(ServerBehaviour::IgnoresPowerOff);
+    let out = run(&format!("{}power_timeout=2\n", stdin_for(&mn1, "off")));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ignored power off: {}",
+        show(&out)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT fenced"),
+        "{}",
+        show(&out)
+    );
+    assert!(mn1.bmc.server_alive());
+}
+
+#[test]
+fn a_bmc_that_is_not_running_makes_status_exit_1() {
+    let Some(mut mn1) = peer::failed_primary(SimOptions::default()) else {
+        return;
+    };
+    mn1.bmc.kill_bmc();
+    let out = run(&format!("{}power_timeout=2\n", stdin_for(&mn1, "status")));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+}
+
+#[test]
+fn a_password_in_argv_is_refused_with_the_reason() {
+    let out = agent()
+        .args(["-o", "status", "-n", "mn1", "-p", "secret"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("visible to every user in ps"));
+}
+
+#[test]
+fn list_names_the_peers_and_validate_all_checks_the_password_file() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let out = run(&stdin_for(&mn1, "list"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("mn1,127.0.0.1"));
+    let out = run(&stdin_for(&mn1, "validate-all"));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    mn1.write_password(PASSWORD, 0o644);
+    let out = run(&stdin_for(&mn1, "validate-all"));
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chmod 600"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn the_stdin_password_appears_in_no_log_line() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let a = mn1.bmc.addr();
+    let stdin = format!(
+        "action=off\nip={}\nipport={}\nusername=admin\npassword={PASSWORD}\ncipher=3\nconfig=/nonexistent\nbogus_password_line\n",
+        a.ip(),
+        a.port()
+    );
+    let out = agent()
+        .args(["-vvv"])
+        .write_stdin(stdin)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
+}
