@@ -31,7 +31,10 @@ export IPMI_PASSWORD=hamn-demo-pw
 on="ipmitool $ipmi chassis power on >/dev/null"
 fil="/usr/sbin/fence_ipmilan --lanplus -C 3 -a 127.0.0.1 -u $port -l admin -S $work/pwscript -o off"
 
-hf() { hyperfine --style basic --runs "$runs" --export-json "$work/$1.json" "${@:2}" >/dev/null; }
+hf() {
+    hyperfine --style basic --runs "$runs" --export-json "$work/$1.json" "${@:2}" >/dev/null 2>"$work/$1.err" ||
+        { cat "$work/$1.err" >&2; exit 1; }
+}
 hf hamn_fence --prepare "$on" "$hamn --config $work/hamn.toml fence mn1"
 hf fil_default --prepare "$on" "$fil"
 hf fil_wait0 --prepare "$on" "$fil --power-wait 0"

@@ -192,12 +192,23 @@ fn fence_plan(
         format!("hardware profile: {profile}"),
         "read Get Chassis Status; if on, send Chassis Control power down (never power cycle)"
             .into(),
-        format!(
-            "confirm: the profile's number of consecutive 'off' reads (generic: {} every {} ms) within {:.1}s",
-            pre.confirm_reads,
-            pre.poll_interval.as_millis(),
-            timeout.unwrap_or(pre.timeout).as_secs_f64()
-        ),
+        match &peer.bmc.profile {
+            Some(_) => format!(
+                "confirm: {} consecutive 'off' reads, {} ms apart, within {:.1}s",
+                pre.confirm_reads,
+                pre.poll_interval.as_millis(),
+                timeout.unwrap_or(pre.timeout).as_secs_f64()
+            ),
+            None => format!(
+                "confirm: the chosen profile's consecutive 'off' reads and poll interval (if no profile matches: generic, {} reads {} ms apart), within {}",
+                pre.confirm_reads,
+                pre.poll_interval.as_millis(),
+                match timeout {
+                    Some(t) => format!("{:.1}s", t.as_secs_f64()),
+                    None => "the profile's deadline".into(),
+                }
+            ),
+        },
         "close the session".into(),
     ];
     let mut human = format!(

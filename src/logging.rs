@@ -1,6 +1,8 @@
 //! tracing to standard error, human or JSON. Secrets never reach it: `Secret` has no
 //! Display and a redacting Debug.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
@@ -17,6 +19,7 @@ pub fn init(format: LogFormat, verbose: u8) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match format {

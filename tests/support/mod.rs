@@ -5,6 +5,7 @@
 //! file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod peer;
 pub mod relay;
 pub mod sim;
 
@@ -42,4 +43,3 @@ pub fn skip_or_panic(reason: &str) {
     }
     eprintln!("SKIP: {reason}");
 }
-pub mod peer;
