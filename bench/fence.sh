@@ -21,7 +21,7 @@ address = "127.0.0.1"
 port = $port
 user = "admin"
 password_file = "$work/password"
-# Pinned like fence_ipmilan's -C 3: ipmi_sim silently ignores suite 17.
+# Pinned like fence_ipmilan's -C 3 (unpinned, hamn first proposes 17 and is refused).
 cipher_suite = 3
 CONF
 printf '#!/bin/sh\ncat %s\n' "$work/password" >"$work/pwscript"

@@ -374,3 +374,25 @@ fn every_session_is_closed_after_each_command() {
         "sessions left open: {text}"
     );
 }
+
+#[test]
+fn a_bmc_offering_only_cipher_suite_zero_is_refused_and_nothing_is_fenced() {
+    let Some(mn1) = peer::failed_primary(SimOptions {
+        only_cipher_suite_0: true,
+        ..SimOptions::default()
+    }) else {
+        return;
+    };
+    for extra in ["cipher_suite = 3", ""] {
+        mn1.write_config(mn1.bmc.addr(), "admin", extra);
+        let out = mn1
+            .hamn(&["fence", "mn1", "--timeout", "6"])
+            .output()
+            .expect("runs");
+        assert_not_fenced(
+            &mn1,
+            &out,
+            &["refused to open an RMCP+ session with cipher suite 3"],
+        );
+    }
+}

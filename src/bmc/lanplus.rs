@@ -246,6 +246,7 @@ fn exchange<T>(
             }
             match sock.recv(&mut buf) {
                 Ok(n) => {
+                    trace!(what, len = n, head = ?&buf[..n.min(24)], "received");
                     if let Some(v) = accept(&buf[..n]) {
                         return Ok(v);
                     }
@@ -605,8 +606,14 @@ fn pre_session_reply(d: &[u8], want: PayloadType, tag: u8, console_sid: u32) -> 
         return None;
     }
     let p = pkt.payload;
-    if p.len() < 8 || p[0] != tag {
+    if p.len() < 2 || p[0] != tag {
         return None;
+    }
+    // An error reply may stop after the status byte (ipmi_sim sends just tag and status
+    // for "no cipher suite match"). It can only make us fail, never succeed, so the tag
+    // is enough to take it.
+    if p.len() < 8 {
+        return (p[1] != 0).then_some(p);
     }
     if u32::from_le_bytes([p[4], p[5], p[6], p[7]]) != console_sid {
         return None;
@@ -715,6 +722,13 @@ mod tests {
         assert!(pre_session_reply(&d, PayloadType::Rakp2, 0x43, 0xdead_beef).is_none());
         assert!(pre_session_reply(&d, PayloadType::Rakp2, 0x42, 0xdead_bee0).is_none());
         assert!(pre_session_reply(&d, PayloadType::Rakp4, 0x42, 0xdead_beef).is_none());
+        let short_error =
+            packet::encode(PayloadType::OpenSessionResponse, 0, 0, &[0x42, 0x11], None);
+        assert!(
+            pre_session_reply(&short_error, PayloadType::OpenSessionResponse, 0x42, 1).is_some()
+        );
+        let short_ok = packet::encode(PayloadType::OpenSessionResponse, 0, 0, &[0x42, 0x00], None);
+        assert!(pre_session_reply(&short_ok, PayloadType::OpenSessionResponse, 0x42, 1).is_none());
     }
 
     proptest! {
