@@ -256,3 +256,118 @@ fn the_stdin_password_appears_in_no_log_line() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains(PASSWORD));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
 }
+
+fn adhoc(addr: std::net::SocketAddr, action: &str, extra: &str) -> String {
+    format!(
+        "action={action}\nip={}\nipport={}\nconfig=/nonexistent\n{extra}\n",
+        addr.ip(),
+        addr.port()
+    )
+}
+
+#[test]
+fn more_faults_through_standard_input_unknown_user_suite_zero_and_frozen_then_resumed() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let a = mn1.bmc.addr();
+    let out = run(&adhoc(
+        a,
+        "off",
+        &format!("username=nobody\npassword={PASSWORD}\npower_timeout=3"),
+    ));
+    assert_eq!(out.status.code(), Some(1), "unknown user: {}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nobody"),
+        "{}",
+        show(&out)
+    );
+
+    let out = run(&adhoc(
+        a,
+        "validate-all",
+        &format!("username=admin\npassword={PASSWORD}\ncipher=0"),
+    ));
+    assert_eq!(out.status.code(), Some(1), "suite 0: {}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cipher suite 0"),
+        "{}",
+        show(&out)
+    );
+    assert!(mn1.bmc.server_alive());
+
+    mn1.bmc.freeze();
+    let mut child = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
+    );
+    let bin_dir = assert_cmd::cargo::cargo_bin("hamn")
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    child
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin_dir.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut running = child.spawn().expect("spawn");
+    {
+        use std::io::Write;
+        let mut stdin = running.stdin.take().expect("stdin");
+        stdin
+            .write_all(
+                adhoc(
+                    a,
+                    "off",
+                    &format!("username=admin\npassword={PASSWORD}\ncipher=3\npower_timeout=8"),
+                )
+                .as_bytes(),
+            )
+            .expect("write");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    mn1.bmc.resume();
+    let out = running.wait_with_output().expect("ends");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "frozen then resumed: {}",
+        show(&out)
+    );
+    assert!(
+        !mn1.bmc.server_alive(),
+        "reported fenced, so the server is gone"
+    );
+}
+
+#[test]
+fn off_through_standard_input_survives_30_percent_packet_loss() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let relay = support::relay::LossyRelay::start(
+        mn1.bmc.addr(),
+        0.3,
+        std::time::Duration::from_millis(100),
+        7,
+    )
+    .expect("relay");
+    let out = run(&adhoc(
+        relay.addr(),
+        "off",
+        &format!("username=admin\npassword={PASSWORD}\ncipher=3\npower_timeout=30"),
+    ));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!mn1.bmc.server_alive());
+    let st = relay.stats();
+    assert!(
+        st.to_target_dropped + st.to_client_dropped > 0,
+        "the relay really dropped datagrams"
+    );
+}

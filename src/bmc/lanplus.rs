@@ -41,7 +41,7 @@ impl Default for Backoff {
         // enough that one lost datagram costs a fraction of a second.
         Self {
             first: Duration::from_millis(250),
-            max: Duration::from_millis(1000),
+            max: Duration::from_millis(500),
         }
     }
 }
@@ -157,6 +157,9 @@ fn random<const N: usize>() -> Result<[u8; N], LanError> {
 /// Requested role byte in RAKP 1: ADMINISTRATOR with name-only lookup, so the BMC picks
 /// the user by name and grants at most the user's own privilege limit.
 const ROLE_ADMIN_NAME_ONLY: u8 = 0x10 | PRIV_ADMINISTRATOR;
+
+/// Distinct rqSeq values one request may use across its retransmissions (half of 64).
+const RQ_SEQS_PER_REQUEST: usize = 32;
 
 /// How long RAKP 3 is retransmitted before the handshake starts over.
 const RAKP3_BUDGET: Duration = Duration::from_millis(1800);
@@ -480,14 +483,18 @@ impl Session {
         C::Error: std::fmt::Debug,
     {
         let msg: Message = cmd.into();
-        self.rq_seq = (self.rq_seq + 1) & 0x3f;
-        let rq_seq = self.rq_seq;
-        let req = packet::encode_request(msg.netfn_raw(), msg.cmd(), rq_seq, msg.data());
         let want_netfn = msg.netfn_raw() | 1;
         let want_cmd = msg.cmd();
         let bmc = self.bmc;
         let console_sid = self.console_sid;
         let bmc_sid = self.bmc_sid;
+        // Every retransmission gets a fresh rqSeq: BMCs (ipmi_sim among them) may treat a
+        // repeated rqSeq as a duplicate and stay silent for seconds. A reply is taken if
+        // it answers any copy of this request. At most RQ_SEQS_PER_REQUEST values per
+        // request, so the sets of two consecutive requests never overlap in the 64-value
+        // space, and a late reply to the previous request cannot match this one.
+        let rq_seqs: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(Vec::new());
+        let next_rq = std::cell::Cell::new(self.rq_seq);
 
         // Split borrows: the closures need the counters and keys at once.
         let Session {
@@ -506,6 +513,17 @@ impl Session {
             deadline,
             what,
             || {
+                let mut used = rq_seqs.borrow_mut();
+                let rq = match used.last() {
+                    Some(&last) if used.len() >= RQ_SEQS_PER_REQUEST => last,
+                    _ => {
+                        let n = (next_rq.get() + 1) & 0x3f;
+                        next_rq.set(n);
+                        used.push(n);
+                        n
+                    }
+                };
+                let req = packet::encode_request(msg.netfn_raw(), msg.cmd(), rq, msg.data());
                 *out_seq = out_seq.wrapping_add(1).max(1);
                 let iv = random::<16>().unwrap_or_else(|_| fallback_iv(*out_seq));
                 packet::encode(PayloadType::Ipmi, bmc_sid, *out_seq, &req, Some((keys, iv)))
@@ -518,9 +536,18 @@ impl Session {
                         return None;
                     }
                 };
-                accept_session_reply(&pkt, console_sid, last_in_seq, rq_seq, want_netfn, want_cmd)
+                accept_session_reply(
+                    &pkt,
+                    console_sid,
+                    last_in_seq,
+                    &rq_seqs.borrow(),
+                    want_netfn,
+                    want_cmd,
+                )
             },
-        )?;
+        );
+        self.rq_seq = next_rq.get();
+        let resp = resp?;
         if resp.completion_code != 0 {
             let meaning = CompletionErrorCode::try_from(resp.completion_code)
                 .map(|c| format!("{c:?}"))
@@ -556,10 +583,10 @@ impl Session {
             return;
         }
         self.closed = true;
-        let deadline = Instant::now() + Duration::from_millis(500);
+        let deadline = Instant::now() + Duration::from_millis(700);
         let backoff = Backoff {
-            first: Duration::from_millis(150),
-            max: Duration::from_millis(250),
+            first: Duration::from_millis(300),
+            max: Duration::from_millis(400),
         };
         self.backoff = backoff;
         let sid = self.bmc_sid;
@@ -627,7 +654,7 @@ fn accept_session_reply(
     pkt: &Packet,
     console_sid: u32,
     last_in_seq: &mut u32,
-    rq_seq: u8,
+    rq_seqs: &[u8],
     want_netfn: u8,
     want_cmd: u8,
 ) -> Option<packet::IpmiResponse> {
@@ -644,10 +671,11 @@ fn accept_session_reply(
         return None;
     }
     let resp = packet::decode_response(&pkt.payload)?;
-    if resp.rq_seq != rq_seq || resp.netfn != want_netfn || resp.cmd != want_cmd {
+    if !rq_seqs.contains(&resp.rq_seq) || resp.netfn != want_netfn || resp.cmd != want_cmd {
         trace!(
             got_seq = resp.rq_seq,
-            rq_seq, "dropped: reply to another request"
+            ?rq_seqs,
+            "dropped: reply to another request"
         );
         // Still newer than anything seen: later replies must be newer than this one.
         *last_in_seq = pkt.session_seq;
@@ -697,20 +725,20 @@ mod tests {
         // late Get Device ID reply must not be read as a chassis status ("off").
         let mut last = 0;
         let late = session_packet(7, 1, &reply(0x07, 5, 0x01, &[0, 0, 0]));
-        assert!(accept_session_reply(&late, 7, &mut last, 6, 0x01, 0x01).is_none());
+        assert!(accept_session_reply(&late, 7, &mut last, &[6], 0x01, 0x01).is_none());
         let late_same_cmd = session_packet(7, 2, &reply(0x01, 5, 0x01, &[0, 0, 0]));
-        assert!(accept_session_reply(&late_same_cmd, 7, &mut last, 6, 0x01, 0x01).is_none());
+        assert!(accept_session_reply(&late_same_cmd, 7, &mut last, &[6, 7], 0x01, 0x01).is_none());
         let right = session_packet(7, 3, &reply(0x01, 6, 0x01, &[1, 0, 0]));
-        assert!(accept_session_reply(&right, 7, &mut last, 6, 0x01, 0x01).is_some());
+        assert!(accept_session_reply(&right, 7, &mut last, &[6, 7], 0x01, 0x01).is_some());
         // A replay of the accepted datagram is stale now.
-        assert!(accept_session_reply(&right, 7, &mut last, 6, 0x01, 0x01).is_none());
+        assert!(accept_session_reply(&right, 7, &mut last, &[6, 7], 0x01, 0x01).is_none());
     }
 
     #[test]
     fn a_reply_for_another_session_is_dropped() {
         let mut last = 0;
         let other = session_packet(8, 1, &reply(0x01, 1, 0x01, &[1, 0, 0]));
-        assert!(accept_session_reply(&other, 7, &mut last, 1, 0x01, 0x01).is_none());
+        assert!(accept_session_reply(&other, 7, &mut last, &[1], 0x01, 0x01).is_none());
     }
 
     #[test]
@@ -738,7 +766,7 @@ mod tests {
             let k = keys();
             if let Ok(p) = packet::decode(&bytes, Some(&k)) {
                 let mut last = 0;
-                let _ = accept_session_reply(&p, 1, &mut last, 1, 1, 1);
+                let _ = accept_session_reply(&p, 1, &mut last, &[1], 1, 1);
             }
         }
 
@@ -747,7 +775,7 @@ mod tests {
                                                            seq in any::<u32>()) {
             let p = session_packet(7, seq, &msg);
             let mut last = 0;
-            let _ = accept_session_reply(&p, 7, &mut last, 1, 1, 1);
+            let _ = accept_session_reply(&p, 7, &mut last, &[1], 1, 1);
         }
     }
 }
