@@ -10,10 +10,11 @@ use support::sim::{ServerBehaviour, SimOptions};
 
 const SCHEMA: &str = "/usr/share/cluster/relaxng/metadata.rng";
 
-fn agent() -> assert_cmd::Command {
-    let mut c =
-        assert_cmd::Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"));
-    // fencing/fence_hamn runs `hamn` from its own directory or PATH: put the test build first.
+/// fencing/fence_hamn as the cluster runs it, finding the hamn under test first on PATH.
+fn agent_process() -> std::process::Command {
+    let mut c = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
+    );
     let bin = assert_cmd::cargo::cargo_bin("hamn");
     let dir = bin.parent().expect("bin dir").to_path_buf();
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -22,6 +23,10 @@ fn agent() -> assert_cmd::Command {
     c.env("PATH", std::env::join_paths(paths).expect("PATH"));
     c.env_remove("HAMN_CONFIG");
     c
+}
+
+fn agent() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(agent_process())
 }
 
 fn run(stdin: &str) -> std::process::Output {
@@ -297,22 +302,8 @@ fn more_faults_through_standard_input_unknown_user_suite_zero_and_frozen_then_re
     assert!(mn1.bmc.server_alive());
 
     mn1.bmc.freeze();
-    let mut child = std::process::Command::new(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
-    );
-    let bin_dir = assert_cmd::cargo::cargo_bin("hamn")
-        .parent()
-        .expect("dir")
-        .to_path_buf();
+    let mut child = agent_process();
     child
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin_dir.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
