@@ -48,6 +48,8 @@ pub enum Command {
         #[command(subcommand)]
         action: PowerAction,
     },
+    /// Show the storage this node sees: multipath maps and paths, disks, md arrays, filesystems
+    Disks(DisksArgs),
     /// Show the BMC hardware profiles hamn knows and where they come from
     Profiles,
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
@@ -65,6 +67,20 @@ pub struct FenceArgs {
     /// Show what would be done, contact nothing
     #[arg(long)]
     pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[group(multiple = false)]
+pub struct DisksArgs {
+    /// Find the multipath map or disk with this WWID/WWN (any spelling: 0x..., naa...., 3...)
+    #[arg(long, value_name = "WWID")]
+    pub wwid: Option<String>,
+    /// Find the disk or path with this serial number
+    #[arg(long, value_name = "SERIAL")]
+    pub serial: Option<String>,
+    /// Find the device holding the filesystem with this UUID
+    #[arg(long, value_name = "UUID")]
+    pub fs_uuid: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -31,6 +31,8 @@ pub enum CommandError {
     Fence(#[from] FenceError),
     #[error(transparent)]
     Agent(#[from] crate::agent::AgentError),
+    #[error(transparent)]
+    Scan(#[from] crate::disks::scan::ScanError),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
     Timeout(f64),
 }
@@ -62,6 +64,7 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
     match &cli.command {
         Command::Fence(args) => fence_cmd(cli, args),
         Command::Power { action } => power_cmd(cli, action),
+        Command::Disks(args) => disks_cmd(args),
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),
     }
@@ -284,5 +287,56 @@ fn profiles_cmd() -> Result<Report, CommandError> {
         human: human.trim_end().to_string(),
         json: serde_json::to_value(&list).unwrap_or_default(),
         exit: EXIT_OK,
+    })
+}
+
+/// `hamn disks`: the inventory, or with a query the one device it names (exit 0 found,
+/// 1 not found).
+fn disks_cmd(args: &crate::cli::DisksArgs) -> Result<Report, CommandError> {
+    use crate::disks::{self, Query};
+    let inv = disks::inventory()?;
+    let query = match (&args.wwid, &args.serial, &args.fs_uuid) {
+        (Some(w), _, _) => Some(("wwid", w, Query::Wwid(w))),
+        (_, Some(s), _) => Some(("serial", s, Query::Serial(s))),
+        (_, _, Some(u)) => Some(("fs-uuid", u, Query::FsUuid(u))),
+        _ => None,
+    };
+    let Some((what, value, q)) = query else {
+        return Ok(Report {
+            human: disks::render::table(&inv),
+            json: serde_json::to_value(&inv).unwrap_or_default(),
+            exit: EXIT_OK,
+        });
+    };
+    let found = disks::find(&inv, &q);
+    let names: Vec<String> = found
+        .iter()
+        .map(|f| match f {
+            disks::Found::MultipathMap(m) => format!(
+                "multipath map {} ({})",
+                m.name.as_deref().unwrap_or("?"),
+                m.kernel_name
+            ),
+            disks::Found::MdArray(a) => format!("md array {}", a.kernel_name),
+            disks::Found::Disk(d) => format!("disk {}", d.kernel_name),
+            disks::Found::Path { map, path } => format!("path {} of {map}", path.kernel_name),
+            disks::Found::Partition { of, partition } => {
+                format!("partition {} of {of}", partition.kernel_name)
+            }
+        })
+        .collect();
+    let human = if names.is_empty() {
+        format!("no device with {what} {value}")
+    } else {
+        names.join("\n")
+    };
+    Ok(Report {
+        human,
+        json: json!({"query": {what: value}, "found": found, "notes": inv.notes}),
+        exit: if found.is_empty() {
+            EXIT_FAILED
+        } else {
+            EXIT_OK
+        },
     })
 }

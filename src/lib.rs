@@ -15,6 +15,7 @@ pub mod bmc;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod disks;
 pub mod fence;
 pub mod logging;
 pub mod profiles;

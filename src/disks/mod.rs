@@ -1,0 +1,19 @@
+//! Storage this node sees, through udev: multipath maps and their paths, plain disks, md
+//! arrays, and the filesystems on them. `scan` reads (libudev and sysfs), `inventory`
+//! decides what each device is and assembles the picture, `render` shows it.
+
+pub mod inventory;
+pub mod model;
+pub mod mounts;
+pub mod props;
+pub mod render;
+pub mod scan;
+
+pub use inventory::{Found, Query, assemble, find};
+pub use model::Inventory;
+
+/// Scan this system.
+pub fn inventory() -> Result<Inventory, scan::ScanError> {
+    let raw = scan::scan()?;
+    Ok(assemble(&raw, mounts::read().as_ref()))
+}
