@@ -157,7 +157,7 @@ fn bad_input_gives_a_note_per_device_and_no_panic() {
     );
     has("sdx", "no udev record");
     has("sdx", "size unknown");
-    has("sdy", "serial is not valid UTF-8");
+    has("vdy", "serial is not valid UTF-8");
     let md = &v["md"][0];
     assert_eq!(md["kernel_name"], "md127");
     assert_eq!(md["degraded"], true);

@@ -149,6 +149,25 @@ impl Notes {
     }
 }
 
+/// Whether anything beyond the kernel's own uevent keys is known: udev rules add the
+/// rest (ID_*, DM_*, MD_*), from the database or, in umockdev testbeds, the uevent file.
+fn has_udev_properties(d: &RawDevice) -> bool {
+    const KERNEL: &[&str] = &[
+        "MAJOR",
+        "MINOR",
+        "DEVNAME",
+        "DEVTYPE",
+        "DISKSEQ",
+        "PARTN",
+        "PARTNAME",
+        "SUBSYSTEM",
+        "DEVPATH",
+        "ACTION",
+        "SEQNUM",
+    ];
+    d.properties.keys().any(|k| !KERNEL.contains(&k.as_str()))
+}
+
 /// Notes about facts that are absent or damaged on one device.
 fn device_notes(d: &RawDevice, kind: Kind, notes: &mut Notes) {
     for (k, v) in d.properties.iter().chain(d.attributes.iter()) {
@@ -159,7 +178,7 @@ fn device_notes(d: &RawDevice, kind: Kind, notes: &mut Notes) {
             );
         }
     }
-    if !d.initialized && !d.properties.keys().any(|k| k.starts_with("ID_")) {
+    if !d.initialized && !has_udev_properties(d) {
         notes.add(
             &d.sysname,
             "no udev record for this device (no udev database here?): serial, WWN, slot and \
@@ -215,7 +234,7 @@ pub fn assemble(raw: &[RawDevice], mounts: Option<&Mounts>) -> Inventory {
     let kind_of = |n: &str| kinds.get(n).copied();
 
     let mut inv = Inventory {
-        source: if raw.iter().any(|d| d.initialized) {
+        source: if raw.iter().any(|d| d.initialized || has_udev_properties(d)) {
             "udev".into()
         } else {
             "sysfs".into()
