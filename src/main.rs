@@ -18,10 +18,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                commands::EXIT_USAGE
+            if !e.use_stderr() {
+                return ExitCode::from(commands::EXIT_OK);
+            }
+            // FenceAgentAPI: a fence agent fails with 1; 2 would read as "off" to status.
+            let agent = hamn::agent::invoked_as_agent(&argv0)
+                || std::env::args_os().any(|a| a == "fence-agent");
+            return ExitCode::from(if agent {
+                commands::EXIT_FAILED
             } else {
-                commands::EXIT_OK
+                commands::EXIT_USAGE
             });
         }
     };

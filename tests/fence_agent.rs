@@ -362,3 +362,12 @@ fn off_through_standard_input_survives_30_percent_packet_loss() {
         "the relay really dropped datagrams"
     );
 }
+
+#[test]
+fn a_rejected_command_line_exits_1_so_it_is_never_read_as_off() {
+    let out = agent()
+        .args(["-o", "status", "--bogus"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+}
