@@ -175,3 +175,103 @@ fn bad_input_gives_a_note_per_device_and_no_panic() {
         "nothing invented: {sdx}"
     );
 }
+
+/// Fixtures recorded in a lab guest (tests/lab_disks.rs with HAMN_RECORD_FIXTURES=1):
+/// two LUNs over 2 and 4 paths, a RAID1 of two local disks with ext4, an xfs disk.
+fn recorded(name: &str) -> Option<serde_json::Value> {
+    let out = hamn_in_testbed(&fixture(name), &["--json", "disks"])?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(json(&out))
+}
+
+fn paths_of(v: &serde_json::Value, map: &str) -> Vec<(String, String)> {
+    v["multipath"]
+        .as_array()
+        .expect("maps")
+        .iter()
+        .find(|m| m["name"] == map)
+        .unwrap_or_else(|| panic!("no map {map}"))["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .map(|p| {
+            (
+                p["kernel_name"].as_str().unwrap_or("").to_string(),
+                p["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_recorded_lab_guest_shows_both_maps_the_raid1_and_the_xfs_disk() {
+    let Some(v) = recorded("lab-guest.umockdev") else {
+        return;
+    };
+    assert_eq!(paths_of(&v, "mpatha").len(), 2);
+    assert_eq!(paths_of(&v, "mpathb").len(), 4);
+    let md = &v["md"][0];
+    assert_eq!(
+        (md["kernel_name"].as_str(), md["level"].as_str()),
+        (Some("md0"), Some("raid1"))
+    );
+    assert_eq!(md["degraded"], false);
+    assert_eq!(md["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(md["filesystem"]["label"], "xcatdata");
+    let serials: Vec<&str> = v["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .filter_map(|d| d["serial"].as_str())
+        .collect();
+    assert_eq!(serials, ["raid-a", "raid-b", "xfs-1"]);
+    assert_eq!(v["disks"][2]["filesystem"]["type"], "xfs");
+    assert_eq!(
+        v["notes"].as_array().map(Vec::len),
+        Some(0),
+        "{}",
+        v["notes"]
+    );
+}
+
+#[test]
+fn a_recorded_degraded_raid1_is_reported_degraded_with_one_member() {
+    let Some(v) = recorded("lab-degraded.umockdev") else {
+        return;
+    };
+    assert_eq!(v["md"][0]["degraded"], true);
+    assert_eq!(v["md"][0]["members"].as_array().map(Vec::len), Some(1));
+    let b = v["disks"]
+        .as_array()
+        .expect("disks")
+        .iter()
+        .find(|d| d["serial"] == "raid-b")
+        .expect("raid-b");
+    assert_eq!(
+        b["holders"].as_array().map(Vec::len),
+        Some(0),
+        "the removed member is no longer used by md0"
+    );
+}
+
+#[test]
+fn a_recorded_failed_path_shows_offline_while_the_others_run() {
+    let Some(v) = recorded("lab-failed-path.umockdev") else {
+        return;
+    };
+    let paths = paths_of(&v, "mpathb");
+    assert_eq!(
+        paths.iter().filter(|(_, s)| s == "offline").count(),
+        1,
+        "{paths:?}"
+    );
+    assert_eq!(
+        paths.iter().filter(|(_, s)| s == "running").count(),
+        3,
+        "{paths:?}"
+    );
+}
