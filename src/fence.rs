@@ -89,6 +89,9 @@ pub enum FenceError {
     PoweredBackOn { node: String, bmc: String },
 }
 
+/// The least time left for a confirming read to be worth starting.
+const LAST_READ_MARGIN: Duration = Duration::from_millis(600);
+
 /// Power the peer down and confirm it stays off. "Already off" is success, but is still
 /// confirmed by the same number of reads.
 pub fn fence(
@@ -166,7 +169,9 @@ pub fn fence(
                 confirmed_at: SystemTime::now(),
             });
         }
-        if Instant::now() + policy.poll_interval >= policy.deadline {
+        // A read needs time to be answered (and retransmitted once); one started in the
+        // last moments would only time out and hide what was seen.
+        if Instant::now() + policy.poll_interval + LAST_READ_MARGIN >= policy.deadline {
             return Err(FenceError::NotConfirmed {
                 node: node.to_string(),
                 bmc: bmc.describe(),
