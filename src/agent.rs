@@ -461,6 +461,7 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
                 profile: None,
             },
             password: PasswordSource::Given(Secret::new(Vec::new())),
+            pr_key: None,
         },
         (Some(c), Some(n), None) => c.peer(n)?.clone(),
         (_, None, None) => {

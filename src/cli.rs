@@ -50,6 +50,11 @@ pub enum Command {
     },
     /// Show the storage this node sees: multipath maps and paths, disks, md arrays, filesystems
     Disks(DisksArgs),
+    /// SCSI-3 persistent reservations on every path of shared LUNs
+    Pr {
+        #[command(subcommand)]
+        action: PrAction,
+    },
     /// Show the BMC hardware profiles hamn knows and where they come from
     Profiles,
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
@@ -81,6 +86,49 @@ pub struct DisksArgs {
     /// Find the device holding the filesystem with this UUID
     #[arg(long, value_name = "UUID")]
     pub fs_uuid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrAction {
+    /// Keys and reservation holder per LUN and per path
+    Status(PrTarget),
+    /// Register this node's key on every path (REGISTER AND IGNORE EXISTING KEY)
+    Register(PrTarget),
+    /// Register, then reserve the LUN for this node (type from hamn.toml)
+    Reserve(PrTarget),
+    /// Release this node's reservation
+    Release(PrTarget),
+    /// Remove every registration and the reservation (all nodes!)
+    Clear(PrTarget),
+    /// Take the LUN from a failed node: register, preempt its key, verify on every path
+    Preempt(PreemptArgs),
+    /// Register this node's key on every path of every shared LUN (at boot, like fence_scsi's on)
+    Unfence(PrTarget),
+}
+
+#[derive(Debug, Args)]
+pub struct PrTarget {
+    /// LUN: multipath map (mpatha, /dev/mapper/mpatha, dm-0), WWID, or a SCSI disk (/dev/sdb)
+    #[arg(required_unless_present = "all_shared")]
+    pub device: Option<String>,
+    /// Every shared LUN: [storage] shared in hamn.toml, or every multipath map
+    #[arg(long, conflicts_with = "device")]
+    pub all_shared: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PreemptArgs {
+    #[command(flatten)]
+    pub target: PrTarget,
+    /// The failed node's key (default: from --victim's name or pr_key in hamn.toml)
+    #[arg(long, value_name = "KEY")]
+    pub victim_key: Option<String>,
+    /// The failed node, a peer in hamn.toml: fenced through its BMC first
+    #[arg(long, value_name = "NODE")]
+    pub victim: Option<String>,
+    /// Skip power fencing: the admin confirms the victim is off or disconnected (logged)
+    #[arg(long)]
+    pub i_know_the_peer_is_off: bool,
 }
 
 #[derive(Debug, Subcommand)]

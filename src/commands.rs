@@ -33,6 +33,10 @@ pub enum CommandError {
     Agent(#[from] crate::agent::AgentError),
     #[error(transparent)]
     Scan(#[from] crate::disks::scan::ScanError),
+    #[error(transparent)]
+    Pr(#[from] crate::scsi::reserve::PrError),
+    #[error("{0}")]
+    Usage(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
     Timeout(f64),
 }
@@ -46,7 +50,7 @@ impl CommandError {
                 source: BmcError::Config(_) | BmcError::Profile { .. },
                 ..
             }) => EXIT_CONFIG,
-            Self::Timeout(_) => EXIT_USAGE,
+            Self::Timeout(_) | Self::Usage(_) => EXIT_USAGE,
             Self::Agent(e) => e.exit_code(),
             _ => EXIT_FAILED,
         }
@@ -65,6 +69,7 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
         Command::Fence(args) => fence_cmd(cli, args),
         Command::Power { action } => power_cmd(cli, action),
         Command::Disks(args) => disks_cmd(args),
+        Command::Pr { action } => pr_cmd(cli, action),
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),
     }
@@ -338,5 +343,123 @@ fn disks_cmd(args: &crate::cli::DisksArgs) -> Result<Report, CommandError> {
         } else {
             EXIT_OK
         },
+    })
+}
+
+/// `hamn pr ...`: persistent reservations on every path of one LUN or of every shared
+/// LUN. Exit 0 when every path did it, 1 otherwise (partial counts as failure).
+fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandError> {
+    use crate::cli::PrAction;
+    use crate::scsi::reserve::{self, Lun, LunReport};
+    let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
+    let inv = crate::disks::inventory()?;
+    let own = crate::scsi::pr::Key(cfg.own_key());
+    let ty = reserve::pr_type(cfg.storage.reservation_type);
+    let target = match action {
+        PrAction::Status(t)
+        | PrAction::Register(t)
+        | PrAction::Reserve(t)
+        | PrAction::Release(t)
+        | PrAction::Clear(t)
+        | PrAction::Unfence(t) => t,
+        PrAction::Preempt(p) => &p.target,
+    };
+    let luns: Vec<Lun> = match (
+        &target.device,
+        target.all_shared || matches!(action, PrAction::Unfence(_)),
+    ) {
+        (Some(d), _) => vec![reserve::resolve(d, &inv)?],
+        (None, _) => reserve::shared_luns(&inv, &cfg.storage.shared)?,
+    };
+    // Preempting requires the proof that the victim is fenced (or the admin's word).
+    let preempt = match action {
+        PrAction::Preempt(p) => {
+            let victim_peer = p.victim.as_deref().map(|v| cfg.peer(v)).transpose()?;
+            let victim_key = match (&p.victim_key, victim_peer) {
+                (Some(k), _) => reserve::parse_key(k)?,
+                (None, Some(peer)) => crate::scsi::pr::Key(peer.pr_key()),
+                (None, None) => {
+                    return Err(CommandError::Usage(
+                        "hamn pr preempt needs --victim NODE or --victim-key KEY".into(),
+                    ));
+                }
+            };
+            let node = p.victim.clone().unwrap_or_else(|| {
+                format!("holder of key {}", p.victim_key.clone().unwrap_or_default())
+            });
+            let fenced = if p.i_know_the_peer_is_off {
+                fence::admin_override(&node, "--i-know-the-peer-is-off given to hamn pr preempt")
+            } else if let Some(peer) = victim_peer {
+                let profiles = Profiles::load()?;
+                fence_peer(peer, &profiles, None)?.0
+            } else {
+                return Err(CommandError::Usage(format!(
+                    "refusing to preempt key {victim_key} without a fencing proof: name the node with --victim NODE so hamn fences it through its BMC first, or, if you have confirmed it is off or disconnected, add --i-know-the-peer-is-off (logged)"
+                )));
+            };
+            Some((victim_key, fenced))
+        }
+        _ => None,
+    };
+    let mut reports: Vec<LunReport> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
+    for lun in &luns {
+        let r = match action {
+            PrAction::Status(_) => reserve::status(lun),
+            PrAction::Register(_) | PrAction::Unfence(_) => reserve::register(lun, own),
+            PrAction::Reserve(_) => reserve::reserve(lun, own, ty),
+            PrAction::Release(_) => reserve::release(lun, own, ty),
+            PrAction::Clear(_) => reserve::clear(lun, own),
+            PrAction::Preempt(_) => match &preempt {
+                Some((victim, fenced)) => reserve::preempt(lun, own, *victim, ty, fenced),
+                None => continue,
+            },
+        };
+        match r {
+            Ok(rep) => reports.push(rep),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let mut human = String::new();
+    for r in &reports {
+        human.push_str(&format!(
+            "{} (wwid {})\n",
+            r.lun,
+            r.wwid.as_deref().unwrap_or("?")
+        ));
+        for p in &r.paths {
+            let state = match (&p.error, p.ok) {
+                (Some(e), _) => format!("FAILED: {e}"),
+                (None, true) if !p.keys.is_empty() || p.holder.is_some() => format!(
+                    "keys [{}]  holder {}{}",
+                    p.keys.join(", "),
+                    p.holder.as_deref().unwrap_or("none"),
+                    p.reservation_type
+                        .as_deref()
+                        .map(|t| format!(" ({t})"))
+                        .unwrap_or_default()
+                ),
+                (None, true) => "ok".into(),
+                (None, false) => "not done".into(),
+            };
+            human.push_str(&format!("  {:<10} {state}\n", p.path));
+        }
+        for n in &r.notes {
+            human.push_str(&format!("  note: {n}\n"));
+        }
+    }
+    for e in &errors {
+        human.push_str(&format!("error: {e}\n"));
+    }
+    let failed_paths = reports
+        .iter()
+        .flat_map(|r| &r.paths)
+        .any(|p| p.error.is_some());
+    // Any path that failed, even to be read, fails the command: partial is failure.
+    let ok = errors.is_empty() && !failed_paths;
+    Ok(Report {
+        human: human.trim_end().to_string(),
+        json: json!({"own_key": format!("0x{:016x}", own.0), "luns": reports, "errors": errors}),
+        exit: if ok { EXIT_OK } else { EXIT_FAILED },
     })
 }

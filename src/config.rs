@@ -70,13 +70,75 @@ pub enum ConfigError {
 struct RawConfig {
     node: String,
     #[serde(default)]
+    storage: StorageConfig,
+    #[serde(default)]
     peers: BTreeMap<String, toml::Spanned<PeerConfig>>,
+}
+
+/// A SCSI persistent reservation key: 8 bytes, written "0x" and up to 16 hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct KeySetting(pub u64);
+
+impl TryFrom<String> for KeySetting {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let hex = s
+            .strip_prefix("0x")
+            .or_else(|| s.strip_prefix("0X"))
+            .unwrap_or(&s);
+        match u64::from_str_radix(hex, 16) {
+            Ok(0) => Err("reservation key 0 means 'no key' in SCSI; choose another".into()),
+            Ok(k) => Ok(KeySetting(k)),
+            Err(_) => Err(format!(
+                "'{s}' is not a reservation key: write 0x and up to 16 hex digits"
+            )),
+        }
+    }
+}
+
+/// Persistent reservation types hamn may take (SPC-4 table 213), by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReservationType {
+    WriteExclusive,
+    ExclusiveAccess,
+    /// The default: every registered path of the owner may write; a preempted (fenced)
+    /// node's writes fail with RESERVATION CONFLICT.
+    #[default]
+    WriteExclusiveRegistrantsOnly,
+    ExclusiveAccessRegistrantsOnly,
+}
+
+/// Shared storage: our reservation key and type, and which LUNs are shared.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Our key; by default derived from `node` (see `node_key`).
+    pub key: Option<KeySetting>,
+    #[serde(default)]
+    pub reservation_type: ReservationType,
+    /// WWIDs of the shared LUNs (any spelling); empty means every multipath map.
+    #[serde(default)]
+    pub shared: Vec<String>,
+}
+
+/// The default reservation key of a node: "hamn" in the high four bytes, so that admins
+/// recognise hamn's keys in `sg_persist` output, and the first four bytes of SHA-256 of
+/// the node name in the low four: stable across reboots and distinct per node name.
+pub fn node_key(node: &str) -> u64 {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(node.as_bytes());
+    let low = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    (0x6861_6d6e_u64 << 32) | u64::from(low)
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeerConfig {
     pub bmc: BmcConfig,
+    /// The peer's reservation key; by default derived from its name like ours.
+    pub pr_key: Option<KeySetting>,
 }
 
 /// A cipher suite number from the file, refused at parse time unless it is 3 or 17, so
@@ -126,13 +188,31 @@ pub struct Peer {
     pub name: String,
     pub bmc: BmcConfig,
     pub password: PasswordSource,
+    pub pr_key: Option<KeySetting>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
     pub node: String,
+    pub storage: StorageConfig,
     pub peers: BTreeMap<String, Peer>,
+}
+
+impl Config {
+    /// This node's reservation key.
+    pub fn own_key(&self) -> u64 {
+        self.storage
+            .key
+            .map_or_else(|| node_key(&self.node), |k| k.0)
+    }
+}
+
+impl Peer {
+    /// The peer's reservation key, to preempt it.
+    pub fn pr_key(&self) -> u64 {
+        self.pr_key.map_or_else(|| node_key(&self.name), |k| k.0)
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -217,12 +297,14 @@ impl Config {
                     name,
                     bmc: peer.bmc,
                     password,
+                    pr_key: peer.pr_key,
                 },
             );
         }
         Ok(Config {
             path: path.to_path_buf(),
             node: raw.node,
+            storage: raw.storage,
             peers,
         })
     }
@@ -369,6 +451,33 @@ cipher_suite = 17
         );
         let text = GOOD.replace("user = \"admin\"", "user = \"admin\"\npassword = \"x\"");
         assert!(Config::parse(Path::new("h.toml"), &text).is_err());
+    }
+
+    #[test]
+    fn reservation_keys_are_derived_per_node_or_configured() {
+        let c = Config::parse(Path::new("h.toml"), GOOD).expect("parses");
+        assert_eq!(c.own_key() >> 32, 0x6861_6d6e, "'hamn' prefix");
+        assert_ne!(c.own_key(), c.peer("mn1").expect("peer").pr_key());
+        assert_eq!(c.own_key(), node_key("mn2"), "stable");
+        let text = format!(
+            "{GOOD}\n[storage]\nkey = \"0xabc\"\nreservation_type = \"exclusive-access\"\n"
+        )
+        .replacen("node = \"mn2\"\n", "node = \"mn2\"\n", 1);
+        let text = text.replace(
+            "[peers.mn1.bmc]",
+            "[peers.mn1]\npr_key = \"0x1234\"\n[peers.mn1.bmc]",
+        );
+        let c = Config::parse(Path::new("h.toml"), &text).expect("parses");
+        assert_eq!(c.own_key(), 0xabc);
+        assert_eq!(c.peer("mn1").expect("peer").pr_key(), 0x1234);
+        assert_eq!(c.storage.reservation_type, ReservationType::ExclusiveAccess);
+        let bad = text.replace("0xabc", "0x0");
+        assert!(
+            Config::parse(Path::new("h.toml"), &bad)
+                .unwrap_err()
+                .to_string()
+                .contains("key 0")
+        );
     }
 
     #[test]

@@ -19,4 +19,5 @@ pub mod disks;
 pub mod fence;
 pub mod logging;
 pub mod profiles;
+pub mod scsi;
 pub mod secret;

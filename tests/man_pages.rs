@@ -465,7 +465,18 @@ fn hamn_toml_5_documents_every_key_and_its_examples_parse() {
     ));
     assert!(top.contains(&"node".to_string()), "{top:?}");
     assert!(bmc.contains(&"address".to_string()), "{bmc:?}");
-    let keys: Vec<String> = top.into_iter().chain(bmc).collect();
+    let storage = expected_fields(&config_error(
+        "node = \"a\"\n[storage]\nunknown_probe_key = 1\n",
+    ));
+    let peer = expected_fields(&config_error(
+        "node = \"a\"\n[peers.b]\nunknown_probe_key = 1\n",
+    ));
+    let keys: Vec<String> = top
+        .into_iter()
+        .chain(bmc)
+        .chain(storage)
+        .chain(peer)
+        .collect();
     for key in &keys {
         assert!(
             defs.iter().any(|d| d.contains(key)),

@@ -1,0 +1,580 @@
+//! Persistent reservations on a LUN, applied on every path (every I_T nexus) the
+//! inventory finds for it, with a per-path report. An operation that succeeded on only
+//! some paths is `Partial` and fails: a path left unregistered cannot write after the
+//! takeover, and a path still registered for the failed node could.
+//!
+//! Preempting needs a `Fenced` proof: taking a LUN from a node that may still run would
+//! make it fail writes mid-transaction instead of being stopped cleanly first.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+use tracing::{info, info_span, warn};
+
+use super::pr::{self, InAction, Key, OutAction, OutParams, PrType};
+use super::sense;
+use super::sg::{Data, ScsiDevice, SgError};
+use crate::config::ReservationType;
+use crate::disks::{Inventory, inventory::same_wwid};
+use crate::fence::Fenced;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+const ALLOC: u16 = 8192;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrError {
+    #[error(
+        "no LUN '{0}' among this node's multipath maps and SCSI disks; see `hamn disks` for what is here"
+    )]
+    NoSuchLun(String),
+    #[error("LUN {0} has no usable path (all paths are gone); check cabling and `multipath -ll`")]
+    NoPaths(String),
+    #[error(
+        "LUN {lun} does not support persistent reservations ({detail}); it cannot be fenced at the storage: use a LUN that does (on QEMU: scsi-block over iSCSI, not scsi-hd)"
+    )]
+    Unsupported { lun: String, detail: String },
+    #[error(
+        "LUN {lun}: {op} succeeded on {ok} of {total} paths; failed: {failed}. Fix the failed paths (multipath -ll) and run the command again: it is safe to repeat"
+    )]
+    Partial {
+        lun: String,
+        op: &'static str,
+        ok: usize,
+        total: usize,
+        failed: String,
+    },
+    #[error("LUN {lun}: {op} failed on every path: {detail}")]
+    Failed {
+        lun: String,
+        op: &'static str,
+        detail: String,
+    },
+    #[error(
+        "LUN {lun}: after the preempt, {detail}. The victim may still be able to write: do not mount; check `hamn pr status {lun}` and `sg_persist --in -k -r`"
+    )]
+    NotVerified { lun: String, detail: String },
+    #[error("'{0}' is not a reservation key: write 0x and up to 16 hex digits")]
+    BadKey(String),
+}
+
+/// A LUN and the device node of each of its paths.
+#[derive(Debug, Clone, Serialize)]
+pub struct Lun {
+    pub name: String,
+    pub wwid: Option<String>,
+    pub paths: Vec<PathBuf>,
+}
+
+pub fn parse_key(s: &str) -> Result<Key, PrError> {
+    let hex = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    u64::from_str_radix(hex, 16)
+        .ok()
+        .filter(|k| *k != 0)
+        .map(Key)
+        .ok_or_else(|| PrError::BadKey(s.to_string()))
+}
+
+pub fn pr_type(t: ReservationType) -> PrType {
+    match t {
+        ReservationType::WriteExclusive => PrType::WriteExclusive,
+        ReservationType::ExclusiveAccess => PrType::ExclusiveAccess,
+        ReservationType::WriteExclusiveRegistrantsOnly => PrType::WriteExclusiveRegistrantsOnly,
+        ReservationType::ExclusiveAccessRegistrantsOnly => PrType::ExclusiveAccessRegistrantsOnly,
+    }
+}
+
+fn dev_path(kernel_name: &str, devnode: &Option<String>) -> PathBuf {
+    devnode.as_ref().map_or_else(
+        || PathBuf::from(format!("/dev/{kernel_name}")),
+        PathBuf::from,
+    )
+}
+
+/// Find the LUN an admin named: a multipath map by name, /dev/mapper path, dm-N or
+/// WWID; or a single SCSI disk (/dev/sdb, sdb).
+pub fn resolve(target: &str, inv: &Inventory) -> Result<Lun, PrError> {
+    let t = target
+        .trim_start_matches("/dev/mapper/")
+        .trim_start_matches("/dev/");
+    for m in &inv.multipath {
+        let hit = m.name.as_deref() == Some(t)
+            || m.kernel_name == t
+            || m.wwid.as_deref().is_some_and(|w| same_wwid(w, t));
+        if hit {
+            let paths: Vec<PathBuf> = m
+                .paths
+                .iter()
+                .map(|p| dev_path(&p.kernel_name, &p.devnode))
+                .collect();
+            if paths.is_empty() {
+                return Err(PrError::NoPaths(target.to_string()));
+            }
+            return Ok(Lun {
+                name: m.name.clone().unwrap_or_else(|| m.kernel_name.clone()),
+                wwid: m.wwid.clone(),
+                paths,
+            });
+        }
+    }
+    for d in &inv.disks {
+        if d.kernel_name == t || d.wwn.as_deref().is_some_and(|w| same_wwid(w, t)) {
+            return Ok(Lun {
+                name: d.kernel_name.clone(),
+                wwid: d.wwn.clone(),
+                paths: vec![dev_path(&d.kernel_name, &d.devnode)],
+            });
+        }
+    }
+    Err(PrError::NoSuchLun(target.to_string()))
+}
+
+/// The shared LUNs: those listed by WWID, or every multipath map.
+pub fn shared_luns(inv: &Inventory, shared: &[String]) -> Result<Vec<Lun>, PrError> {
+    if shared.is_empty() {
+        return inv
+            .multipath
+            .iter()
+            .map(|m| resolve(&m.kernel_name, inv))
+            .collect();
+    }
+    shared.iter().map(|w| resolve(w, inv)).collect()
+}
+
+/// What one path said.
+#[derive(Debug, Clone, Serialize)]
+pub struct PathReport {
+    pub path: String,
+    pub ok: bool,
+    pub error: Option<String>,
+    pub generation: Option<u32>,
+    pub keys: Vec<String>,
+    pub holder: Option<String>,
+    pub reservation_type: Option<String>,
+}
+
+impl PathReport {
+    fn new(path: &std::path::Path) -> Self {
+        PathReport {
+            path: path.display().to_string(),
+            ok: false,
+            error: None,
+            generation: None,
+            keys: Vec::new(),
+            holder: None,
+            reservation_type: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LunReport {
+    pub lun: String,
+    pub wwid: Option<String>,
+    pub paths: Vec<PathReport>,
+    /// Things the admin should know (fallbacks taken, unit attentions).
+    pub notes: Vec<String>,
+}
+
+fn key_text(k: Key) -> String {
+    format!("0x{:016x}", k.0)
+}
+
+fn open(path: &std::path::Path) -> Result<ScsiDevice, SgError> {
+    ScsiDevice::open(path, TIMEOUT)
+}
+
+fn unsupported(lun: &Lun, e: &SgError) -> Option<PrError> {
+    e.scsi()
+        .filter(|s| sense::is_unsupported(s))
+        .map(|s| PrError::Unsupported {
+            lun: lun.name.clone(),
+            detail: s.to_string(),
+        })
+}
+
+/// READ KEYS and READ RESERVATION on one path.
+fn read_path(path: &std::path::Path) -> Result<PathReport, SgError> {
+    let dev = open(path)?;
+    let mut r = PathReport::new(path);
+    let keys = dev.execute(
+        &pr::pr_in_cdb(InAction::ReadKeys, ALLOC),
+        Data::In(ALLOC as usize),
+    )?;
+    let keys = pr::ReadKeys::decode(&keys).map_err(|e| decode_err(path, e))?;
+    r.generation = Some(keys.generation);
+    r.keys = keys.keys.iter().map(|k| key_text(*k)).collect();
+    let res = dev.execute(
+        &pr::pr_in_cdb(InAction::ReadReservation, ALLOC),
+        Data::In(ALLOC as usize),
+    )?;
+    let res = pr::ReadReservation::decode(&res).map_err(|e| decode_err(path, e))?;
+    if let Some(hold) = res.reservation {
+        r.holder = Some(key_text(hold.key));
+        r.reservation_type = Some(match hold.pr_type {
+            Some(t) => format!("{t:?}"),
+            None => format!("type 0x{:x}", hold.raw_type),
+        });
+    }
+    r.ok = true;
+    Ok(r)
+}
+
+fn decode_err(path: &std::path::Path, e: pr::PrDecodeError) -> SgError {
+    SgError::Decode {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+/// Keys and holder on every path.
+pub fn status(lun: &Lun) -> Result<LunReport, PrError> {
+    let _s = info_span!("pr-status", lun = %lun.name).entered();
+    let mut report = LunReport {
+        lun: lun.name.clone(),
+        wwid: lun.wwid.clone(),
+        paths: Vec::new(),
+        notes: Vec::new(),
+    };
+    for p in &lun.paths {
+        match read_path(p) {
+            Ok(r) => report.paths.push(r),
+            Err(e) => {
+                if let Some(u) = unsupported(lun, &e) {
+                    return Err(u);
+                }
+                let mut r = PathReport::new(p);
+                r.error = Some(e.to_string());
+                report.paths.push(r);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Apply one PERSISTENT RESERVE OUT on every path; Partial if some failed.
+fn out_on_every_path(
+    lun: &Lun,
+    op: &'static str,
+    action: OutAction,
+    ty: Option<PrType>,
+    params: &OutParams,
+    report: &mut LunReport,
+) -> Result<(), PrError> {
+    let mut failed = Vec::new();
+    let data = params.encode();
+    for p in &lun.paths {
+        let mut r = PathReport::new(p);
+        let res = open(p).and_then(|d| {
+            d.execute(
+                &pr::pr_out_cdb(action, ty, data.len() as u32),
+                Data::Out(&data),
+            )
+        });
+        match res {
+            Ok(_) => r.ok = true,
+            Err(e) => {
+                if let Some(u) = unsupported(lun, &e) {
+                    return Err(u);
+                }
+                warn!(path = %p.display(), error = %e, "{op} failed on this path");
+                failed.push(format!("{} ({e})", p.display()));
+                r.error = Some(e.to_string());
+            }
+        }
+        report.paths.push(r);
+    }
+    check_all(lun, op, &failed)
+}
+
+fn check_all(lun: &Lun, op: &'static str, failed: &[String]) -> Result<(), PrError> {
+    let total = lun.paths.len();
+    match failed.len() {
+        0 => Ok(()),
+        n if n == total => Err(PrError::Failed {
+            lun: lun.name.clone(),
+            op,
+            detail: failed.join("; "),
+        }),
+        n => Err(PrError::Partial {
+            lun: lun.name.clone(),
+            op,
+            ok: total - n,
+            total,
+            failed: failed.join("; "),
+        }),
+    }
+}
+
+fn new_report(lun: &Lun) -> LunReport {
+    LunReport {
+        lun: lun.name.clone(),
+        wwid: lun.wwid.clone(),
+        paths: Vec::new(),
+        notes: Vec::new(),
+    }
+}
+
+/// REGISTER AND IGNORE EXISTING KEY with `key` on every path: idempotent, so it is safe
+/// at every boot and on every rerun.
+pub fn register(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
+    let _s = info_span!("pr-register", lun = %lun.name).entered();
+    let mut report = new_report(lun);
+    let params = OutParams {
+        key: Key(0),
+        sa_key: key,
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    };
+    out_on_every_path(
+        lun,
+        "register",
+        OutAction::RegisterAndIgnoreExistingKey,
+        None,
+        &params,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+/// Reserve through the first path that works (a reservation belongs to the LUN, and
+/// every registered path of ours may then use it). Registers first.
+pub fn reserve(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
+    let mut report = register(lun, key)?;
+    let _s = info_span!("pr-reserve", lun = %lun.name).entered();
+    let params = OutParams {
+        key,
+        sa_key: Key(0),
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    };
+    single_path(
+        lun,
+        "reserve",
+        OutAction::Reserve,
+        Some(ty),
+        &params,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+pub fn release(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
+    let _s = info_span!("pr-release", lun = %lun.name).entered();
+    let mut report = new_report(lun);
+    let params = OutParams {
+        key,
+        sa_key: Key(0),
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    };
+    single_path(
+        lun,
+        "release",
+        OutAction::Release,
+        Some(ty),
+        &params,
+        &mut report,
+    )?;
+    Ok(report)
+}
+
+pub fn clear(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
+    let mut report = register(lun, key)?;
+    let _s = info_span!("pr-clear", lun = %lun.name).entered();
+    let params = OutParams {
+        key,
+        sa_key: Key(0),
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    };
+    single_path(lun, "clear", OutAction::Clear, None, &params, &mut report)?;
+    Ok(report)
+}
+
+/// A LU-wide service action through one path: the first that accepts it.
+fn single_path(
+    lun: &Lun,
+    op: &'static str,
+    action: OutAction,
+    ty: Option<PrType>,
+    params: &OutParams,
+    report: &mut LunReport,
+) -> Result<std::path::PathBuf, PrError> {
+    let data = params.encode();
+    let mut failed = Vec::new();
+    for p in &lun.paths {
+        match open(p).and_then(|d| {
+            d.execute(
+                &pr::pr_out_cdb(action, ty, data.len() as u32),
+                Data::Out(&data),
+            )
+        }) {
+            Ok(_) => {
+                report
+                    .notes
+                    .push(format!("{op} done through {}", p.display()));
+                return Ok(p.clone());
+            }
+            Err(e) => {
+                if let Some(u) = unsupported(lun, &e) {
+                    return Err(u);
+                }
+                failed.push(format!("{} ({e})", p.display()));
+            }
+        }
+    }
+    Err(PrError::Failed {
+        lun: lun.name.clone(),
+        op,
+        detail: failed.join("; "),
+    })
+}
+
+/// Take the LUN from `victim`: register our key on every path, PREEMPT AND ABORT the
+/// victim's key (PREEMPT where the target lacks it, as tgtd does), then read back on
+/// every path that the victim's key is gone and our reservation holds.
+pub fn preempt(
+    lun: &Lun,
+    key: Key,
+    victim: Key,
+    ty: PrType,
+    _fenced: &Fenced,
+) -> Result<LunReport, PrError> {
+    let mut report = register(lun, key)?;
+    let _s = info_span!("pr-preempt", lun = %lun.name, victim = %key_text(victim)).entered();
+    let params = OutParams {
+        key,
+        sa_key: victim,
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    };
+    let data = params.encode();
+    // A rerun after an interrupted takeover finds the victim already gone: preempting a
+    // key that is not registered is a RESERVATION CONFLICT, so look first.
+    let before = status(lun)?;
+    let victim_registered = before
+        .paths
+        .iter()
+        .any(|p| p.keys.contains(&key_text(victim)));
+    let mut done = false;
+    let mut failed = Vec::new();
+    if !victim_registered {
+        let ours = before
+            .paths
+            .iter()
+            .any(|p| p.holder.as_deref() == Some(key_text(key).as_str()));
+        report.notes.push(format!(
+            "the victim's key {} is not registered (already preempted, or it never registered): nothing to preempt",
+            key_text(victim)
+        ));
+        if !ours {
+            single_path(
+                lun,
+                "reserve",
+                OutAction::Reserve,
+                Some(ty),
+                &OutParams {
+                    key,
+                    sa_key: Key(0),
+                    aptpl: false,
+                    all_tg_pt: false,
+                    spec_i_pt: false,
+                },
+                &mut report,
+            )?;
+        }
+        done = true;
+    }
+    let to_try: &[PathBuf] = if done { &[] } else { &lun.paths };
+    for p in to_try {
+        let dev = match open(p) {
+            Ok(d) => d,
+            Err(e) => {
+                failed.push(format!("{} ({e})", p.display()));
+                continue;
+            }
+        };
+        match dev.execute(
+            &pr::pr_out_cdb(OutAction::PreemptAndAbort, Some(ty), data.len() as u32),
+            Data::Out(&data),
+        ) {
+            Ok(_) => {
+                report
+                    .notes
+                    .push(format!("PREEMPT AND ABORT done through {}", p.display()));
+                done = true;
+            }
+            Err(e) if e.scsi().is_some_and(sense::is_unsupported) => {
+                let note = format!(
+                    "the target rejected PREEMPT AND ABORT ({e}); used PREEMPT: the victim's queued commands are not aborted, but its key and reservation are removed"
+                );
+                warn!("{note}");
+                report.notes.push(note);
+                match dev.execute(
+                    &pr::pr_out_cdb(OutAction::Preempt, Some(ty), data.len() as u32),
+                    Data::Out(&data),
+                ) {
+                    Ok(_) => done = true,
+                    Err(e) => failed.push(format!("{} ({e})", p.display())),
+                }
+            }
+            Err(e) => failed.push(format!("{} ({e})", p.display())),
+        }
+        if done {
+            break;
+        }
+    }
+    if !done {
+        return Err(PrError::Failed {
+            lun: lun.name.clone(),
+            op: "preempt",
+            detail: failed.join("; "),
+        });
+    }
+    // Read back on every path.
+    let after = status(lun)?;
+    let mut problems = Vec::new();
+    for p in &after.paths {
+        if !p.ok {
+            problems.push(format!(
+                "{} could not be read ({})",
+                p.path,
+                p.error.as_deref().unwrap_or("?")
+            ));
+            continue;
+        }
+        if p.keys.contains(&key_text(victim)) {
+            problems.push(format!(
+                "{} still shows the victim's key {}",
+                p.path,
+                key_text(victim)
+            ));
+        }
+        if p.holder.as_deref() != Some(key_text(key).as_str()) {
+            problems.push(format!(
+                "{} shows holder {} instead of ours {}",
+                p.path,
+                p.holder.as_deref().unwrap_or("none"),
+                key_text(key)
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PrError::NotVerified {
+            lun: lun.name.clone(),
+            detail: problems.join("; "),
+        });
+    }
+    info!(lun = %lun.name, "preempted and verified on every path");
+    report.paths = after.paths;
+    Ok(report)
+}

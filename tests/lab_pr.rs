@@ -1,0 +1,198 @@
+//! `hamn pr` between two management nodes on one shared LUN, two paths each, against
+//! tgtd and against the in-kernel LIO target, cross-checked with `sg_persist` in the same
+//! guests. The nodes run one after the other; the target keeps the registrations across
+//! their boots, as a SAN keeps them across a node's crash.
+
+mod support;
+
+use support::lab::{
+    GuestRun, GuestSpec, LioSan, LocalDisk, Lun, LunSpec, San, make_disk, run_guest,
+};
+
+fn config(node: &str, peer: &str) -> String {
+    format!(
+        "node = \"{node}\"\n\n[peers.{peer}.bmc]\naddress = \"10.0.2.2\"\nuser = \"admin\"\npassword_env = \"HAMN_UNUSED\"\n"
+    )
+}
+
+/// A guest that is `node` with `peer` as its only peer, running `script`.
+fn node(name: &str, peer: &str, lun: &Lun, script: &str) -> GuestSpec {
+    let mut g = GuestSpec::new(name, &format!("{PRELUDE}\n{script}"));
+    g.luns = vec![(lun.clone(), 2)];
+    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    g.with_file("/etc/hamn/hamn.toml", config(name, peer).as_bytes());
+    g
+}
+
+const PRELUDE: &str = r#"
+set -e
+map=$(multipath -ll | awk '/ dm-/ {print $3; exit}')
+paths=$(ls /sys/block/$map/slaves)
+first=$(echo $paths | cut -d' ' -f1)
+# A write that reaches the target (O_DIRECT: no page cache between us and the LUN).
+write() { dd if=/dev/zero of=/dev/$1 bs=4096 count=1 seek=100 oflag=direct conv=notrunc 2>&1; }
+"#;
+
+fn check(run: &GuestRun) {
+    run.assert_ok();
+    print!("{}", run.out("log.txt"));
+}
+
+/// mn1 takes the LUN and writes; mn2 preempts it (after mn1 is "off") and writes; mn1
+/// comes back and its writes fail with RESERVATION CONFLICT. `sg_persist` agrees with
+/// `hamn pr status` at each step.
+fn takeover_between_two_nodes(lun: &Lun, target: &str) {
+    let mn1 = run_guest(&node(
+        "mn1",
+        "mn2",
+        lun,
+        r#"
+{
+hamn pr reserve $map
+write $map
+hamn --json pr status $map > /out/status1.json
+sg_persist --in -k -d /dev/$first
+sg_persist --in -r -d /dev/$first
+} > /out/log.txt 2>&1
+"#,
+    ));
+    check(&mn1);
+    let s1: serde_json::Value = serde_json::from_str(&mn1.out("status1.json")).expect("json");
+    let mn1_key = s1["own_key"].as_str().expect("key").to_string();
+    let paths = s1["luns"][0]["paths"].as_array().expect("paths");
+    assert_eq!(paths.len(), 2, "{target}: both paths reported");
+    for p in paths {
+        assert_eq!(
+            p["holder"].as_str(),
+            Some(mn1_key.as_str()),
+            "{target}: mn1 holds the LUN on {}",
+            p["path"]
+        );
+    }
+    let log = mn1.out("log.txt");
+    let short = mn1_key.trim_start_matches("0x").trim_start_matches('0');
+    assert!(
+        log.contains(short),
+        "{target}: sg_persist shows mn1's key {mn1_key}:\n{log}"
+    );
+
+    let mn2 = run_guest(&node(
+        "mn2",
+        "mn1",
+        lun,
+        r#"
+{
+# Without a fencing proof hamn refuses to preempt.
+if hamn pr preempt $map --victim-key KEYHERE; then echo "PREEMPT WITHOUT PROOF"; exit 1; fi
+hamn pr preempt $map --victim mn1 --i-know-the-peer-is-off
+write $map
+hamn --json pr status $map > /out/status2.json
+sg_persist --in -k -d /dev/$first
+sg_persist --in -r -d /dev/$first
+} > /out/log.txt 2>&1
+"#
+        .replace("KEYHERE", &mn1_key)
+        .as_str(),
+    ));
+    check(&mn2);
+    let s2: serde_json::Value = serde_json::from_str(&mn2.out("status2.json")).expect("json");
+    let mn2_key = s2["own_key"].as_str().expect("key").to_string();
+    for p in s2["luns"][0]["paths"].as_array().expect("paths") {
+        assert_eq!(
+            p["holder"].as_str(),
+            Some(mn2_key.as_str()),
+            "{target}: mn2 holds the LUN"
+        );
+        assert!(
+            !p["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .any(|k| k == &mn1_key),
+            "{target}: mn1's key is gone"
+        );
+    }
+    assert!(
+        mn2.out("log.txt")
+            .contains(mn2_key.trim_start_matches("0x").trim_start_matches('0'))
+    );
+
+    let back = run_guest(&node(
+        "mn1",
+        "mn2",
+        lun,
+        r#"
+{
+if write $map; then echo "MN1 COULD STILL WRITE"; exit 1; fi
+dmesg | grep -i "reservation conflict" | tail -2 || true
+} > /out/log.txt 2>&1
+"#,
+    ));
+    check(&back);
+}
+
+#[test]
+fn a_standby_takes_a_tgtd_lun_from_the_failed_primary() {
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(7));
+    takeover_between_two_nodes(&lun, "tgtd");
+}
+
+#[test]
+fn a_standby_takes_a_lio_lun_from_the_failed_primary_with_preempt_and_abort() {
+    let Some(lio) = LioSan::start(&[LunSpec::new(8)]).unwrap_or_else(|e| panic!("LIO SAN: {e}"))
+    else {
+        return;
+    };
+    let lun = lio.luns()[0].clone();
+    takeover_between_two_nodes(&lun, "LIO");
+}
+
+#[test]
+fn a_path_down_during_preempt_is_partial_and_a_rerun_completes() {
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(9));
+    let dir = tempfile::tempdir().expect("tmp");
+    let image = dir.path().join("plain.img");
+    make_disk(&image, 16);
+    let mut spec = node(
+        "mn2",
+        "mn1",
+        &lun,
+        r#"
+{
+second=$(echo $paths | cut -d' ' -f2)
+echo offline > /sys/block/$second/device/state
+set +e
+hamn pr preempt $map --victim mn1 --i-know-the-peer-is-off; echo "exit=$?"
+set -e
+echo running > /sys/block/$second/device/state
+sleep 1
+hamn pr preempt $map --victim mn1 --i-know-the-peer-is-off; echo "rerun exit=$?"
+# A LUN without persistent reservations at all: QEMU's emulated disk.
+hamn pr status /dev/$(lsblk -dno NAME,SERIAL | awk '$2=="plain-1" {print $1}') || true
+} > /out/log.txt 2>&1
+"#,
+    );
+    spec.disks = vec![LocalDisk {
+        image,
+        serial: "plain-1".into(),
+        wwn: None,
+    }];
+    let run = run_guest(&spec);
+    run.assert_ok();
+    let log = run.out("log.txt");
+    assert!(
+        log.contains("succeeded on 1 of 2 paths") && log.contains("exit=1"),
+        "partial: {log}"
+    );
+    assert!(log.contains("rerun exit=0"), "rerun: {log}");
+    assert!(
+        log.contains("does not support persistent reservations"),
+        "scsi-hd: {log}"
+    );
+}
