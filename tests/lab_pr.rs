@@ -123,12 +123,22 @@ sg_persist --in -r -d /dev/$first
         lun,
         r#"
 {
+# The failed node, back, sees the standby as the holder on both paths.
+hamn --json pr status $map > /out/status3.json
 if write $map; then echo "MN1 COULD STILL WRITE"; exit 1; fi
 dmesg | grep -i "reservation conflict" | tail -2 || true
 } > /out/log.txt 2>&1
 "#,
     ));
     check(&back);
+    let s3: serde_json::Value = serde_json::from_str(&back.out("status3.json")).expect("json");
+    for p in s3["luns"][0]["paths"].as_array().expect("paths") {
+        assert_eq!(
+            p["holder"].as_str(),
+            Some(mn2_key.as_str()),
+            "{target}: mn1 sees mn2 as holder"
+        );
+    }
 }
 
 #[test]
