@@ -49,8 +49,7 @@ fn main() {
         "hamn pr reserve $map >/dev/null",
     ))
     .assert_ok();
-    let status_and_hamn_preempt = format!(
-        r#"
+    let status_and_hamn_preempt = r#"
 s=$(now); for i in 1 2 3 4 5 6 7 8 9 10; do hamn pr status $map >/dev/null; done; e=$(now)
 echo "hamn_status_ms=$(ms $s $e 10)"
 s=$(now); for i in 1 2 3 4 5 6 7 8 9 10; do for p in $paths; do sg_persist --in -k -d /dev/$p >/dev/null; sg_persist --in -r -d /dev/$p >/dev/null; done; done; e=$(now)
@@ -59,8 +58,7 @@ s=$(now); for i in 1 2 3 4 5 6 7 8 9 10; do mpathpersist --in -k -d /dev/mapper/
 echo "mpathpersist_status_ms=$(ms $s $e 10)"
 s=$(now); hamn pr preempt $map --victim mn1 --i-know-the-peer-is-off >/dev/null 2>&1; e=$(now)
 echo "hamn_preempt_ms=$(ms $s $e 1)"
-"#
-    );
+"#;
     let b = run_guest(&guest(
         "mn2",
         "mn1",
