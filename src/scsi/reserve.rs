@@ -179,6 +179,18 @@ pub struct LunReport {
     pub notes: Vec<String>,
 }
 
+/// The basic PERSISTENT RESERVE OUT parameter list hamn uses: this I_T nexus only,
+/// no persistence through power loss (the target's default), no TransportIDs.
+fn basic_params(key: Key, sa_key: Key) -> OutParams {
+    OutParams {
+        key,
+        sa_key,
+        aptpl: false,
+        all_tg_pt: false,
+        spec_i_pt: false,
+    }
+}
+
 fn key_text(k: Key) -> String {
     format!("0x{:016x}", k.0)
 }
@@ -323,13 +335,7 @@ fn new_report(lun: &Lun) -> LunReport {
 pub fn register(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
     let _s = info_span!("pr-register", lun = %lun.name).entered();
     let mut report = new_report(lun);
-    let params = OutParams {
-        key: Key(0),
-        sa_key: key,
-        aptpl: false,
-        all_tg_pt: false,
-        spec_i_pt: false,
-    };
+    let params = basic_params(Key(0), key);
     out_on_every_path(
         lun,
         "register",
@@ -346,13 +352,7 @@ pub fn register(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
 pub fn reserve(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
     let mut report = register(lun, key)?;
     let _s = info_span!("pr-reserve", lun = %lun.name).entered();
-    let params = OutParams {
-        key,
-        sa_key: Key(0),
-        aptpl: false,
-        all_tg_pt: false,
-        spec_i_pt: false,
-    };
+    let params = basic_params(key, Key(0));
     single_path(
         lun,
         "reserve",
@@ -367,13 +367,7 @@ pub fn reserve(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
 pub fn release(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
     let _s = info_span!("pr-release", lun = %lun.name).entered();
     let mut report = new_report(lun);
-    let params = OutParams {
-        key,
-        sa_key: Key(0),
-        aptpl: false,
-        all_tg_pt: false,
-        spec_i_pt: false,
-    };
+    let params = basic_params(key, Key(0));
     single_path(
         lun,
         "release",
@@ -388,13 +382,7 @@ pub fn release(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
 pub fn clear(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
     let mut report = register(lun, key)?;
     let _s = info_span!("pr-clear", lun = %lun.name).entered();
-    let params = OutParams {
-        key,
-        sa_key: Key(0),
-        aptpl: false,
-        all_tg_pt: false,
-        spec_i_pt: false,
-    };
+    let params = basic_params(key, Key(0));
     single_path(lun, "clear", OutAction::Clear, None, &params, &mut report)?;
     Ok(report)
 }
@@ -450,13 +438,7 @@ pub fn preempt(
 ) -> Result<LunReport, PrError> {
     let mut report = register(lun, key)?;
     let _s = info_span!("pr-preempt", lun = %lun.name, victim = %key_text(victim)).entered();
-    let params = OutParams {
-        key,
-        sa_key: victim,
-        aptpl: false,
-        all_tg_pt: false,
-        spec_i_pt: false,
-    };
+    let params = basic_params(key, victim);
     let data = params.encode();
     // A rerun after an interrupted takeover finds the victim already gone: preempting a
     // key that is not registered is a RESERVATION CONFLICT, so look first.
@@ -482,13 +464,7 @@ pub fn preempt(
                 "reserve",
                 OutAction::Reserve,
                 Some(ty),
-                &OutParams {
-                    key,
-                    sa_key: Key(0),
-                    aptpl: false,
-                    all_tg_pt: false,
-                    spec_i_pt: false,
-                },
+                &basic_params(key, Key(0)),
                 &mut report,
             )?;
         }
