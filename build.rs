@@ -1,10 +1,11 @@
-//! Embeds hw-profiles/bmc/*.toml into the binary, so a hamn copied alone to a standby
-//! still knows its BMCs; installed profiles on the search path override these by name.
+//! Embeds hw-profiles/{bmc,storage}/*.toml into the binary, so a hamn copied alone to a
+//! standby still knows its hardware; installed profiles on the search path override
+//! these by name.
 
 use std::fmt::Write;
 
-fn main() {
-    let dir = std::path::Path::new("hw-profiles/bmc");
+fn embed(out: &mut String, konst: &str, dir: &str) {
+    let dir = std::path::Path::new(dir);
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
@@ -15,7 +16,7 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
-    let mut out = String::from("pub const BUILTIN_BMC_PROFILES: &[(&str, &str)] = &[\n");
+    let _ = writeln!(out, "pub const {konst}: &[(&str, &str)] = &[");
     for p in &names {
         println!("cargo:rerun-if-changed={}", p.display());
         let abs = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
@@ -27,6 +28,12 @@ fn main() {
         );
     }
     out.push_str("];\n");
+}
+
+fn main() {
+    let mut out = String::new();
+    embed(&mut out, "BUILTIN_BMC_PROFILES", "hw-profiles/bmc");
+    embed(&mut out, "BUILTIN_STORAGE_PROFILES", "hw-profiles/storage");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
         .join("builtin_profiles.rs");
     if let Err(e) = std::fs::write(&dest, out) {

@@ -411,7 +411,11 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             PrAction::Release(_) => reserve::release(lun, own, ty),
             PrAction::Clear(_) => reserve::clear(lun, own),
             PrAction::Preempt(_) => match &preempt {
-                Some((victim, fenced)) => reserve::preempt(lun, own, *victim, ty, fenced),
+                Some((victim, fenced)) => {
+                    let profiles = Profiles::load()?;
+                    let profile = reserve::profile_for(lun, &profiles);
+                    reserve::preempt(lun, own, *victim, ty, profile, fenced)
+                }
                 None => continue,
             },
         };

@@ -112,10 +112,67 @@ impl BmcProfile {
     }
 }
 
-/// All BMC profiles visible on the search path.
+/// What hamn knows about a SCSI target family, matched by INQUIRY vendor/product.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageProfile {
+    pub name: String,
+    pub description: String,
+    /// INQUIRY vendor identifications (trimmed); empty: matched only as the fallback.
+    pub vendors: Vec<String>,
+    /// INQUIRY product identifications (trimmed); empty: any product of those vendors.
+    pub products: Vec<String>,
+    /// Whether the target implements PREEMPT AND ABORT; if not, hamn uses PREEMPT at once.
+    pub preempt_and_abort: bool,
+    #[serde(default)]
+    pub quirks: Vec<Quirk>,
+}
+
+impl StorageProfile {
+    pub fn parse(origin: &str, stem: &str, text: &str) -> Result<Self, ProfileError> {
+        let p: StorageProfile = toml::from_str(text).map_err(|e| ProfileError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if p.name != stem {
+            return Err(ProfileError::Invalid {
+                origin: origin.to_string(),
+                message: format!("name '{}' differs from the file name '{stem}.toml'", p.name),
+            });
+        }
+        Ok(p)
+    }
+
+    fn matches(&self, vendor: &str, product: &str) -> bool {
+        self.vendors
+            .iter()
+            .any(|v| v.eq_ignore_ascii_case(vendor.trim()))
+            && (self.products.is_empty()
+                || self
+                    .products
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(product.trim())))
+    }
+}
+
+/// All profiles visible on the search path.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     bmc: BTreeMap<String, BmcProfile>,
+    storage: BTreeMap<String, StorageProfile>,
+}
+
+fn toml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
 }
 
 fn stem_of(path: &Path) -> String {
@@ -145,6 +202,26 @@ impl Profiles {
     }
 
     pub fn load_from(dirs: &[PathBuf]) -> Result<Self, ProfileError> {
+        let mut storage = BTreeMap::new();
+        for (path, text) in BUILTIN_STORAGE_PROFILES {
+            let stem = stem_of(Path::new(path));
+            let p = StorageProfile::parse(&format!("built-in {path}"), &stem, text)?;
+            storage.insert(stem, p);
+        }
+        // Later insertions override: walk from least to most specific.
+        for dir in dirs.iter().rev() {
+            for path in toml_files(&dir.join("storage")) {
+                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let stem = stem_of(&path);
+                storage.insert(
+                    stem.clone(),
+                    StorageProfile::parse(&path.display().to_string(), &stem, &text)?,
+                );
+            }
+        }
         let mut bmc = BTreeMap::new();
         for (path, text) in BUILTIN_BMC_PROFILES {
             let stem = stem_of(Path::new(path));
@@ -153,17 +230,7 @@ impl Profiles {
         }
         // Later insertions override: walk from least to most specific.
         for dir in dirs.iter().rev() {
-            let sub = dir.join("bmc");
-            let Ok(rd) = std::fs::read_dir(&sub) else {
-                continue;
-            };
-            let mut files: Vec<PathBuf> = rd
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-                .collect();
-            files.sort();
-            for path in files {
+            for path in toml_files(&dir.join("bmc")) {
                 let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
                     path: path.clone(),
                     source,
@@ -173,7 +240,15 @@ impl Profiles {
                 bmc.insert(stem, p);
             }
         }
-        Ok(Profiles { bmc })
+        Ok(Profiles { bmc, storage })
+    }
+
+    /// The storage profile for an INQUIRY vendor/product, or the generic one.
+    pub fn for_target(&self, vendor: &str, product: &str) -> Option<&StorageProfile> {
+        self.storage
+            .values()
+            .find(|p| p.matches(vendor, product))
+            .or_else(|| self.storage.get(GENERIC))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &BmcProfile> {
@@ -257,6 +332,25 @@ mod tests {
         );
         std::fs::write(dir.path().join("bmc/generic.toml"), "name = 3").expect("write");
         assert!(Profiles::load_from(&[dir.path().to_path_buf()]).is_err());
+    }
+
+    #[test]
+    fn storage_targets_are_matched_by_inquiry_vendor() {
+        let p = Profiles::load_from(&[]).expect("loads");
+        assert_eq!(
+            p.for_target("IET     ", "VIRTUAL-DISK")
+                .map(|s| s.name.as_str()),
+            Some("tgt")
+        );
+        assert!(!p.for_target("IET", "x").expect("tgt").preempt_and_abort);
+        assert_eq!(
+            p.for_target("LIO-ORG", "disk1").map(|s| s.name.as_str()),
+            Some("lio")
+        );
+        assert_eq!(
+            p.for_target("NETAPP", "LUN").map(|s| s.name.as_str()),
+            Some("generic")
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use super::sg::{Data, ScsiDevice, SgError};
 use crate::config::ReservationType;
 use crate::disks::{Inventory, inventory::same_wwid};
 use crate::fence::Fenced;
+use crate::profiles::{Profiles, StorageProfile};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const ALLOC: u16 = 8192;
@@ -242,6 +243,19 @@ fn decode_err(path: &std::path::Path, e: pr::PrDecodeError) -> SgError {
     }
 }
 
+/// INQUIRY through the first path that answers, and the storage profile it matches.
+pub fn profile_for<'a>(lun: &Lun, profiles: &'a Profiles) -> Option<&'a StorageProfile> {
+    for p in &lun.paths {
+        let Ok(dev) = open(p) else { continue };
+        if let Ok(data) = dev.execute(&pr::inquiry_cdb(96), Data::In(96))
+            && let Some(inq) = pr::parse_inquiry(&data)
+        {
+            return profiles.for_target(&inq.vendor, &inq.product);
+        }
+    }
+    profiles.for_target("", "")
+}
+
 /// Keys and holder on every path.
 pub fn status(lun: &Lun) -> Result<LunReport, PrError> {
     let _s = info_span!("pr-status", lun = %lun.name).entered();
@@ -434,9 +448,22 @@ pub fn preempt(
     key: Key,
     victim: Key,
     ty: PrType,
+    profile: Option<&StorageProfile>,
     _fenced: &Fenced,
 ) -> Result<LunReport, PrError> {
     let mut report = register(lun, key)?;
+    // The storage profile may know that the target lacks PREEMPT AND ABORT (tgtd):
+    // then PREEMPT at once instead of a rejected command per attempt.
+    let first_action = match profile {
+        Some(p) if !p.preempt_and_abort => {
+            report.notes.push(format!(
+                "storage profile '{}': the target does not implement PREEMPT AND ABORT; using PREEMPT (the victim's queued commands are not aborted, but its key and reservation are removed)",
+                p.name
+            ));
+            OutAction::Preempt
+        }
+        _ => OutAction::PreemptAndAbort,
+    };
     let _s = info_span!("pr-preempt", lun = %lun.name, victim = %key_text(victim)).entered();
     let params = basic_params(key, victim);
     let data = params.encode();
@@ -480,16 +507,19 @@ pub fn preempt(
             }
         };
         match dev.execute(
-            &pr::pr_out_cdb(OutAction::PreemptAndAbort, Some(ty), data.len() as u32),
+            &pr::pr_out_cdb(first_action, Some(ty), data.len() as u32),
             Data::Out(&data),
         ) {
             Ok(_) => {
                 report
                     .notes
-                    .push(format!("PREEMPT AND ABORT done through {}", p.display()));
+                    .push(format!("{first_action:?} done through {}", p.display()));
                 done = true;
             }
-            Err(e) if e.scsi().is_some_and(sense::is_unsupported) => {
+            Err(e)
+                if first_action == OutAction::PreemptAndAbort
+                    && e.scsi().is_some_and(sense::is_unsupported) =>
+            {
                 let note = format!(
                     "the target rejected PREEMPT AND ABORT ({e}); used PREEMPT: the victim's queued commands are not aborted, but its key and reservation are removed"
                 );
