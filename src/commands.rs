@@ -447,6 +447,14 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
                 (None, false) => "not done".into(),
             };
             human.push_str(&format!("  {:<10} {state}\n", p.path));
+            for reg in &p.registrants {
+                human.push_str(&format!(
+                    "             {} registered by {}{}\n",
+                    reg.key,
+                    reg.initiator.as_deref().unwrap_or("?"),
+                    if reg.holder { " (holder)" } else { "" }
+                ));
+            }
         }
         for n in &r.notes {
             human.push_str(&format!("  note: {n}\n"));

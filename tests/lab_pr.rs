@@ -116,6 +116,19 @@ sg_persist --in -r -d /dev/$first
         mn2.out("log.txt")
             .contains(mn2_key.trim_start_matches("0x").trim_start_matches('0'))
     );
+    if target == "LIO" {
+        // LIO answers READ FULL STATUS: each registration names its initiator.
+        let regs = s2["luns"][0]["paths"][0]["registrants"]
+            .as_array()
+            .expect("registrants");
+        assert!(
+            regs.iter().any(|r| r["holder"] == true
+                && r["initiator"]
+                    .as_str()
+                    .is_some_and(|i| i.contains(":mn2-p"))),
+            "{target}: READ FULL STATUS names mn2's initiators: {regs:?}"
+        );
+    }
 
     let back = run_guest(&node(
         "mn1",

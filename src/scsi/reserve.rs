@@ -155,6 +155,16 @@ pub struct PathReport {
     pub keys: Vec<String>,
     pub holder: Option<String>,
     pub reservation_type: Option<String>,
+    /// Who registered each key, from READ FULL STATUS where the target supports it.
+    pub registrants: Vec<Registrant>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Registrant {
+    pub key: String,
+    /// Initiator name (iSCSI) from the TransportID, when the target reports one.
+    pub initiator: Option<String>,
+    pub holder: bool,
 }
 
 impl PathReport {
@@ -167,6 +177,7 @@ impl PathReport {
             keys: Vec::new(),
             holder: None,
             reservation_type: None,
+            registrants: Vec::new(),
         }
     }
 }
@@ -231,6 +242,23 @@ fn read_path(path: &std::path::Path) -> Result<PathReport, SgError> {
             Some(t) => format!("{t:?}"),
             None => format!("type 0x{:x}", hold.raw_type),
         });
+    }
+    // Optional: targets without READ FULL STATUS (tgtd) answer ILLEGAL REQUEST, and
+    // the keys and holder above are all that fencing needs.
+    if let Ok(full) = dev.execute(
+        &pr::pr_in_cdb(InAction::ReadFullStatus, ALLOC),
+        Data::In(ALLOC as usize),
+    ) && let Ok(full) = pr::FullStatus::decode(&full)
+    {
+        r.registrants = full
+            .entries
+            .iter()
+            .map(|e| Registrant {
+                key: key_text(e.key),
+                initiator: e.initiator.clone(),
+                holder: e.holder,
+            })
+            .collect();
     }
     r.ok = true;
     Ok(r)
