@@ -70,6 +70,10 @@ sg_persist --in -r -d /dev/$first
         );
     }
     let log = mn1.out("log.txt");
+    if target == "LIO" {
+        // LIO reports PTPL_C in REPORT CAPABILITIES: registrations persist.
+        assert!(log.contains("registered with APTPL"), "{target}: {log}");
+    }
     let short = mn1_key.trim_start_matches("0x").trim_start_matches('0');
     assert!(
         log.contains(short),

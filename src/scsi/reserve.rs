@@ -377,16 +377,63 @@ fn new_report(lun: &Lun) -> LunReport {
 pub fn register(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
     let _s = info_span!("pr-register", lun = %lun.name).entered();
     let mut report = new_report(lun);
-    let params = basic_params(Key(0), key);
-    out_on_every_path(
+    // Persist through power loss where the target can (REPORT CAPABILITIES PTPL_C): a
+    // fenced node must stay fenced when the array restarts.
+    let aptpl = capabilities(lun).is_some_and(|c| c.ptpl_c);
+    let mut params = basic_params(Key(0), key);
+    params.aptpl = aptpl;
+    let first = out_on_every_path(
         lun,
         "register",
         OutAction::RegisterAndIgnoreExistingKey,
         None,
         &params,
         &mut report,
-    )?;
-    Ok(report)
+    );
+    match first {
+        Ok(()) => {
+            if aptpl {
+                report
+                    .notes
+                    .push("registered with APTPL: the registrations persist through the target's power loss".into());
+            }
+            Ok(report)
+        }
+        // A target that advertised PTPL_C but refuses APTPL on every path: register
+        // without it rather than not at all, and say so.
+        Err(PrError::Failed { detail, .. } | PrError::Unsupported { detail, .. }) if aptpl => {
+            let mut report = new_report(lun);
+            report.notes.push(format!(
+                "the target refused APTPL ({detail}); registered without persistence through power loss"
+            ));
+            params.aptpl = false;
+            out_on_every_path(
+                lun,
+                "register",
+                OutAction::RegisterAndIgnoreExistingKey,
+                None,
+                &params,
+                &mut report,
+            )?;
+            Ok(report)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// REPORT CAPABILITIES through the first path that answers; None if none does (the
+/// service action is optional, and tgtd versions differ).
+pub fn capabilities(lun: &Lun) -> Option<pr::Capabilities> {
+    lun.paths.iter().find_map(|p| {
+        let dev = open(p).ok()?;
+        let data = dev
+            .execute(
+                &pr::pr_in_cdb(InAction::ReportCapabilities, ALLOC),
+                Data::In(ALLOC as usize),
+            )
+            .ok()?;
+        pr::Capabilities::decode(&data).ok()
+    })
 }
 
 /// Reserve through the first path that works (a reservation belongs to the LUN, and
