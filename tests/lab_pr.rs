@@ -223,3 +223,70 @@ hamn pr status /dev/$(lsblk -dno NAME,SERIAL | awk '$2=="plain-1" {print $1}') |
         "scsi-hd: {log}"
     );
 }
+
+/// While the failed node is still running, the standby preempts it; the failed node's
+/// next PR command meets the unit attention "registrations preempted" on its paths,
+/// which hamn consumes and retries. The nodes signal each other through a second LUN.
+/// multipathd's path checker is stopped on the failed node first: its TEST UNIT READY
+/// would consume the unit attention before hamn could.
+#[test]
+fn the_failed_nodes_next_command_meets_the_unit_attention_and_hamn_consumes_it() {
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let shared = san.add_lun(&LunSpec::new(12));
+    let signal = san.add_lun(&LunSpec::new(13));
+    let with_signal = |name: &str, peer: &str, script: &str| {
+        let mut g = node(name, peer, &shared, &format!("{SIGNAL}\n{script}"));
+        g.luns.push((signal.clone(), 1));
+        g.timeout = std::time::Duration::from_secs(240);
+        g
+    };
+    let mn1 = with_signal(
+        "mn1",
+        "mn2",
+        r#"
+{
+hamn pr reserve $map
+multipathd shutdown || killall multipathd || true
+say READY1
+wait_for TAKEN2
+HAMN_LOG=debug hamn pr status $map
+} > /out/log.txt 2>&1
+"#,
+    );
+    let mn2 = with_signal(
+        "mn2",
+        "mn1",
+        r#"
+{
+wait_for READY1
+hamn pr preempt $map --victim mn1 --i-know-the-peer-is-off
+say TAKEN2
+} > /out/log.txt 2>&1
+"#,
+    );
+    let runs = support::lab::run_guests(&[mn1, mn2]);
+    for r in &runs {
+        r.assert_ok();
+    }
+    let log = runs[0].out("log.txt");
+    assert!(
+        log.contains("unit attention consumed") && log.contains("asc=42"),
+        "mn1's first command after the preempt meets UNIT ATTENTION (ASC 0x2A) and hamn retries:\n{log}"
+    );
+    let mn2_key = format!("0x{:016x}", hamn::config::node_key("mn2"));
+    assert!(
+        log.contains(&format!("holder {mn2_key}")),
+        "after the retry mn1 reads mn2 ({mn2_key}) as the holder:\n{log}"
+    );
+}
+
+/// Signalling between two guests through a small LUN both see (not the shared one, so
+/// the signal itself never touches its unit attentions): `say WORD`, `wait_for WORD`.
+const SIGNAL: &str = r#"
+map=$(multipath -ll | awk '/a0000c/ {print $3; exit}')
+sig=/dev/$(multipath -ll | awk '/a0000d/ {print $3; exit}')
+say() { printf '%-16s' "$1" | dd of=$sig bs=512 count=1 oflag=direct conv=sync 2>/dev/null; }
+wait_for() { i=0; while [ $i -lt 600 ]; do w=$(dd if=$sig bs=512 count=1 iflag=direct 2>/dev/null | tr -d '\0 '); [ "$w" = "$1" ] && return 0; sleep 0.2; i=$((i+1)); done; echo "timeout waiting for $1"; return 1; }
+"#;
