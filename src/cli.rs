@@ -102,7 +102,7 @@ pub enum PrAction {
     Clear(PrTarget),
     /// Take the LUN from a failed node: register, preempt its key, verify on every path
     Preempt(PreemptArgs),
-    /// Register this node's key on every path of every shared LUN (at boot, like fence_scsi's on)
+    /// Register this node's key on every path (with --all-shared: of every shared LUN), as at boot like fence_scsi's on
     Unfence(PrTarget),
 }
 
