@@ -309,6 +309,19 @@ pub fn status(lun: &Lun) -> Result<LunReport, PrError> {
     Ok(report)
 }
 
+/// One PERSISTENT RESERVE OUT with its parameter list on one open path.
+fn pr_out(
+    dev: &ScsiDevice,
+    action: OutAction,
+    ty: Option<PrType>,
+    data: &[u8],
+) -> Result<Vec<u8>, SgError> {
+    dev.execute(
+        &pr::pr_out_cdb(action, ty, data.len() as u32),
+        Data::Out(data),
+    )
+}
+
 /// Apply one PERSISTENT RESERVE OUT on every path; Partial if some failed.
 fn out_on_every_path(
     lun: &Lun,
@@ -322,12 +335,7 @@ fn out_on_every_path(
     let data = params.encode();
     for p in &lun.paths {
         let mut r = PathReport::new(p);
-        let res = open(p).and_then(|d| {
-            d.execute(
-                &pr::pr_out_cdb(action, ty, data.len() as u32),
-                Data::Out(&data),
-            )
-        });
+        let res = open(p).and_then(|d| pr_out(&d, action, ty, &data));
         match res {
             Ok(_) => r.ok = true,
             Err(e) => {
@@ -488,12 +496,7 @@ fn single_path(
     let data = params.encode();
     let mut failed = Vec::new();
     for p in &lun.paths {
-        match open(p).and_then(|d| {
-            d.execute(
-                &pr::pr_out_cdb(action, ty, data.len() as u32),
-                Data::Out(&data),
-            )
-        }) {
+        match open(p).and_then(|d| pr_out(&d, action, ty, &data)) {
             Ok(_) => {
                 report
                     .notes
@@ -581,10 +584,7 @@ pub fn preempt(
                 continue;
             }
         };
-        match dev.execute(
-            &pr::pr_out_cdb(first_action, Some(ty), data.len() as u32),
-            Data::Out(&data),
-        ) {
+        match pr_out(&dev, first_action, Some(ty), &data) {
             Ok(_) => {
                 report
                     .notes
@@ -600,10 +600,7 @@ pub fn preempt(
                 );
                 warn!("{note}");
                 report.notes.push(note);
-                match dev.execute(
-                    &pr::pr_out_cdb(OutAction::Preempt, Some(ty), data.len() as u32),
-                    Data::Out(&data),
-                ) {
+                match pr_out(&dev, OutAction::Preempt, Some(ty), &data) {
                     Ok(_) => done = true,
                     Err(e) => failed.push(format!("{} ({e})", p.display())),
                 }
