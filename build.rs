@@ -1,4 +1,4 @@
-//! Embeds hw-profiles/{bmc,storage}/*.toml into the binary, so a hamn copied alone to a
+//! Embeds hw-profiles/{bmc,storage,server}/*.toml into the binary, so a hamn copied alone to a
 //! standby still knows its hardware; installed profiles on the search path override
 //! these by name.
 
@@ -34,6 +34,7 @@ fn main() {
     let mut out = String::new();
     embed(&mut out, "BUILTIN_BMC_PROFILES", "hw-profiles/bmc");
     embed(&mut out, "BUILTIN_STORAGE_PROFILES", "hw-profiles/storage");
+    embed(&mut out, "BUILTIN_SERVER_PROFILES", "hw-profiles/server");
     let dest = std::path::Path::new(&std::env::var("OUT_DIR").unwrap_or_else(|_| ".".into()))
         .join("builtin_profiles.rs");
     if let Err(e) = std::fs::write(&dest, out) {

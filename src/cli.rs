@@ -48,13 +48,15 @@ pub enum Command {
         #[command(subcommand)]
         action: PowerAction,
     },
-    /// Show the storage this node sees: multipath maps and paths, disks, md arrays, filesystems
+    /// Show the storage this node sees; record and verify disk identity around a disk move
     Disks(DisksArgs),
     /// SCSI-3 persistent reservations on every path of shared LUNs
     Pr {
         #[command(subcommand)]
         action: PrAction,
     },
+    /// Take over from the failed node: fence it, take its storage, check, mount
+    Takeover(TakeoverArgs),
     /// Show the BMC hardware profiles hamn knows and where they come from
     Profiles,
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
@@ -76,7 +78,10 @@ pub struct FenceArgs {
 
 #[derive(Debug, Args)]
 #[group(multiple = false)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct DisksArgs {
+    #[command(subcommand)]
+    pub action: Option<DisksAction>,
     /// Find the multipath map or disk with this WWID/WWN (any spelling: 0x..., naa...., 3...)
     #[arg(long, value_name = "WWID")]
     pub wwid: Option<String>,
@@ -86,6 +91,62 @@ pub struct DisksArgs {
     /// Find the device holding the filesystem with this UUID
     #[arg(long, value_name = "UUID")]
     pub fs_uuid: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DisksAction {
+    /// On the healthy primary: write the manifest of its disks, arrays, filesystems and NICs
+    Record(RecordArgs),
+    /// After moving disks: compare what is here with the manifest, device by device
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// Manifest file to write [default: [disks] manifest in hamn.toml, else /etc/hamn/disks.toml]
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Show what changed since the manifest was written, and write nothing (exit 1 if anything did)
+    #[arg(long)]
+    pub diff: bool,
+    /// Node name to record [default: node in hamn.toml, else the hostname]
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The failed node's manifest [default: [disks] manifest in hamn.toml, else /etc/hamn/disks.toml]
+    #[arg(long, short, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Count an array with members missing as acceptable (takeover would assemble it degraded)
+    #[arg(long)]
+    pub accept_degraded: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct TakeoverArgs {
+    /// The failed node's disks were moved into this box: verify them against its manifest, assemble, check, mount
+    #[arg(long)]
+    pub moved_disks: bool,
+    /// The failed node's manifest (with --moved-disks) [default: as for `hamn disks verify`]
+    #[arg(long, short, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Assemble an array that has members missing (degraded), and say so
+    #[arg(long)]
+    pub accept_degraded: bool,
+    /// Mount read-write (default: read-only, so the admin looks before xCAT writes)
+    #[arg(long)]
+    pub read_write: bool,
+    /// Print the exact plan (devices, commands) and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The failed node, a peer in hamn.toml, fenced through its BMC [default: the node named in the manifest]
+    #[arg(long, value_name = "NODE")]
+    pub peer: Option<String>,
+    /// Skip power fencing: the admin confirms the failed node is off or disconnected (logged)
+    #[arg(long)]
+    pub i_know_the_peer_is_off: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -72,6 +72,8 @@ struct RawConfig {
     #[serde(default)]
     storage: StorageConfig,
     #[serde(default)]
+    disks: DisksConfig,
+    #[serde(default)]
     peers: BTreeMap<String, toml::Spanned<PeerConfig>>,
 }
 
@@ -121,6 +123,14 @@ pub struct StorageConfig {
     /// WWIDs of the shared LUNs (any spelling); empty means every multipath map.
     #[serde(default)]
     pub shared: Vec<String>,
+}
+
+/// Moved disks (xCAT's recipe 1).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisksConfig {
+    /// The disk manifest `hamn disks record` writes and `verify`/`takeover` read.
+    pub manifest: Option<PathBuf>,
 }
 
 /// The default reservation key of a node: "hamn" in the high four bytes, so that admins
@@ -196,6 +206,7 @@ pub struct Config {
     pub path: PathBuf,
     pub node: String,
     pub storage: StorageConfig,
+    pub disks: DisksConfig,
     pub peers: BTreeMap<String, Peer>,
 }
 
@@ -305,6 +316,7 @@ impl Config {
             path: path.to_path_buf(),
             node: raw.node,
             storage: raw.storage,
+            disks: raw.disks,
             peers,
         })
     }

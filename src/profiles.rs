@@ -155,11 +155,48 @@ impl StorageProfile {
     }
 }
 
+/// What hamn knows about a server model, matched by DMI product name: which drive slot
+/// (udev ID_PATH) is which bay label printed on the chassis, so messages can say "bay 2"
+/// instead of a PCI path.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerProfile {
+    pub name: String,
+    pub description: String,
+    /// DMI product names (/sys/class/dmi/id/product_name, trimmed, case-insensitive).
+    pub products: Vec<String>,
+    /// ID_PATH of a drive slot -> the bay label on the chassis.
+    #[serde(default)]
+    pub bays: BTreeMap<String, String>,
+}
+
+impl ServerProfile {
+    pub fn parse(origin: &str, stem: &str, text: &str) -> Result<Self, ProfileError> {
+        let p: ServerProfile = toml::from_str(text).map_err(|e| ProfileError::Invalid {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        if p.name != stem {
+            return Err(ProfileError::Invalid {
+                origin: origin.to_string(),
+                message: format!("name '{}' differs from the file name '{stem}.toml'", p.name),
+            });
+        }
+        Ok(p)
+    }
+
+    /// The bay label of a slot, if this model's profile knows it.
+    pub fn bay(&self, id_path: &str) -> Option<&str> {
+        self.bays.get(id_path).map(String::as_str)
+    }
+}
+
 /// All profiles visible on the search path.
 #[derive(Debug, Clone)]
 pub struct Profiles {
     bmc: BTreeMap<String, BmcProfile>,
     storage: BTreeMap<String, StorageProfile>,
+    server: BTreeMap<String, ServerProfile>,
 }
 
 fn toml_files(dir: &Path) -> Vec<PathBuf> {
@@ -240,7 +277,28 @@ impl Profiles {
                 bmc.insert(stem, p);
             }
         }
-        Ok(Profiles { bmc, storage })
+        let mut server = BTreeMap::new();
+        for (path, text) in BUILTIN_SERVER_PROFILES {
+            let stem = stem_of(Path::new(path));
+            let p = ServerProfile::parse(&format!("built-in {path}"), &stem, text)?;
+            server.insert(stem, p);
+        }
+        for dir in dirs.iter().rev() {
+            for path in toml_files(&dir.join("server")) {
+                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                let stem = stem_of(&path);
+                let p = ServerProfile::parse(&path.display().to_string(), &stem, &text)?;
+                server.insert(stem, p);
+            }
+        }
+        Ok(Profiles {
+            bmc,
+            storage,
+            server,
+        })
     }
 
     /// The storage profile for an INQUIRY vendor/product, or the generic one.
@@ -249,6 +307,15 @@ impl Profiles {
             .values()
             .find(|p| p.matches(vendor, product))
             .or_else(|| self.storage.get(GENERIC))
+    }
+
+    /// The server profile for a DMI product name, if any (there is no generic one: without
+    /// a profile, slots are shown as their ID_PATH).
+    pub fn for_server(&self, product: &str) -> Option<&ServerProfile> {
+        let product = product.trim();
+        self.server
+            .values()
+            .find(|p| p.products.iter().any(|q| q.eq_ignore_ascii_case(product)))
     }
 
     pub fn all(&self) -> impl Iterator<Item = &BmcProfile> {

@@ -3,11 +3,17 @@
 //! decides what each device is and assembles the picture, `render` shows it.
 
 pub mod inventory;
+pub mod manifest;
+pub mod md;
+pub mod mdsb;
 pub mod model;
 pub mod mounts;
+pub mod present;
 pub mod props;
+pub mod record;
 pub mod render;
 pub mod scan;
+pub mod verify;
 
 pub use inventory::{Found, Query, assemble, find};
 pub use model::Inventory;

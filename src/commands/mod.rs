@@ -18,6 +18,10 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 3;
+/// `hamn disks verify`: nothing refused, but something changed (slots, NICs, degraded accepted).
+pub const EXIT_ACCEPTABLE: u8 = 4;
+
+mod moved;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -37,6 +41,14 @@ pub enum CommandError {
     Pr(#[from] crate::scsi::reserve::PrError),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Manifest(#[from] crate::disks::manifest::ManifestError),
+    #[error(transparent)]
+    Record(#[from] crate::disks::record::RecordError),
+    #[error(transparent)]
+    Moved(#[from] crate::takeover::moved::MovedError),
+    #[error("{0}")]
+    Refused(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
     Timeout(f64),
 }
@@ -44,7 +56,7 @@ pub enum CommandError {
 impl CommandError {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Config(_) | Self::Profile(_) => EXIT_CONFIG,
+            Self::Config(_) | Self::Profile(_) | Self::Manifest(_) => EXIT_CONFIG,
             Self::Bmc(BmcError::Config(_) | BmcError::Profile { .. }) => EXIT_CONFIG,
             Self::Fence(FenceError::Bmc {
                 source: BmcError::Config(_) | BmcError::Profile { .. },
@@ -68,7 +80,12 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
     match &cli.command {
         Command::Fence(args) => fence_cmd(cli, args),
         Command::Power { action } => power_cmd(cli, action),
-        Command::Disks(args) => disks_cmd(args),
+        Command::Disks(args) => match &args.action {
+            Some(crate::cli::DisksAction::Record(a)) => moved::record_cmd(cli, a),
+            Some(crate::cli::DisksAction::Verify(a)) => moved::verify_cmd(cli, a),
+            None => disks_cmd(args),
+        },
+        Command::Takeover(args) => moved::takeover_cmd(cli, args),
         Command::Pr { action } => pr_cmd(cli, action),
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),

@@ -1,0 +1,5 @@
+//! `hamn takeover`: the orchestrator. It knows the order and the gates; the adapters
+//! (fence, disks, scsi, fs) know their hardware. `moved` is xCAT's recipe 1 (the failed
+//! node's disks moved into this box).
+
+pub mod moved;
