@@ -71,7 +71,13 @@ pub fn classify(d: &RawDevice, by_name: &BTreeMap<&str, &RawDevice>) -> Kind {
     {
         return Kind::Ignored;
     }
-    if name.starts_with("md") && (d.prop(MD_UUID).is_some() || d.attr(ATTR_MD_LEVEL).is_some()) {
+    // An inactive array (udev's incremental assembly waiting for more members) has no
+    // level and no MD_UUID yet, but it holds its members all the same.
+    if name.starts_with("md")
+        && (d.prop(MD_UUID).is_some()
+            || d.attr(ATTR_MD_LEVEL).is_some_and(|l| !l.is_empty())
+            || d.attr(ATTR_MD_ARRAY_STATE).is_some())
+    {
         return Kind::MdArray;
     }
     if d.prop(DM_MULTIPATH_DEVICE_PATH) == Some("1")

@@ -218,6 +218,11 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn add(&mut self, subject: &str, status: Status, device: Option<&str>, message: String) {
+        // A disk found, then judged stale or wrong, is not also "ok".
+        if matches!(status, Status::Stale | Status::Wrong | Status::Unreadable) {
+            self.findings
+                .retain(|f| !(f.subject == subject && f.status == Status::Matched));
+        }
         self.findings.push(Finding {
             subject: subject.to_string(),
             status,

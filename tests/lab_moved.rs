@@ -1,0 +1,474 @@
+//! xCAT's recipe 1, moved disks, in the lab: box1 (the primary) has a RAID1 with ext4 and
+//! an xfs data disk and records its manifest; its disks are then "moved" into box2 (the
+//! same image files, attached in another order, with other NIC MACs and a foreign disk),
+//! where `hamn disks verify` and `hamn takeover --moved-disks` run. Each box2 variant boots
+//! on qcow2 overlays of box1's disks, so every scenario starts from the same moved disks.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use support::lab::{GuestRun, GuestSpec, LocalDisk, make_disk, run_guest, run_guests};
+
+/// Shell helpers every box shares.
+const PRELUDE: &str = r#"
+modprobe ext4; modprobe xfs; modprobe raid1
+dev_of() { lsblk -dno NAME,SERIAL | awk -v s="$1" '$2==s {print "/dev/"$1}'; }
+# IPv4 only: QEMU's user network hands out IPv6 prefixes at its own pace.
+echo 1 > /proc/sys/net/ipv6/conf/eth0/disable_ipv6
+ip link set eth0 up && ip addr add 192.168.50.$BOXNO/24 dev eth0
+"#;
+
+/// The primary: RAID1 (ext4, /install) and an xfs disk (/xcatdata), data, the manifest.
+const BOX1: &str = r#"
+set -e
+# --assume-clean: both members are zeroed images, so there is nothing to resync.
+mdadm --create /dev/md0 --level=1 --raid-devices=2 --metadata=1.2 --run --assume-clean \
+    --homehost=box1 --name=0 "$(dev_of raid-a)" "$(dev_of raid-b)" >/dev/null 2>&1
+mkfs.ext4 -q -L xcatdata /dev/md0
+mkfs.xfs -q -f -L xcatxfs "$(dev_of xfs-1)"
+mkdir -p /install /xcatdata
+mount /dev/md0 /install
+mount "$(dev_of xfs-1)" /xcatdata
+echo "osimage rhels9.4-x86_64-install-compute" > /install/from-box1
+echo "xfs data from box1" > /xcatdata/from-box1
+sync
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn disks record --output /out/disks.toml --node box1 > /out/record.txt
+# Nothing changed: a second record --diff shows no difference and exits 0.
+hamn disks record --output /out/disks.toml --node box1 --diff > /out/diff.txt
+for s in raid-a raid-b; do mdadm --examine "$(dev_of $s)" > "/out/examine-$s.txt"; done
+echo "written after the manifest" > /install/late
+sync
+umount /install /xcatdata
+mdadm --stop /dev/md0
+"#;
+
+/// The standby, after the move: verify, dry run, take over, read box1's data.
+const BOX2_HAPPY: &str = r#"
+set +e
+# The host's verify tests replay this box: its udev data and each disk's first 8 KiB (where
+# the md 1.2 superblock lives).
+umockdev-record $(lsblk -dnpo NAME | grep /dev/sd) $(ls -d /dev/md[0-9]* 2>/dev/null) > /out/moved-box2.umockdev
+for d in $(lsblk -dno NAME | grep ^sd); do dd if=/dev/$d of=/out/head-$d.bin bs=4096 count=2 2>/dev/null; done
+hamn disks verify > /out/verify.txt; echo $? > /out/verify.rc
+hamn --json disks verify > /out/verify.json
+hamn takeover --moved-disks --i-know-the-peer-is-off --dry-run > /out/dry-run.txt; echo $? > /out/dry-run.rc
+cat /proc/mdstat > /out/mdstat-after-dry-run.txt
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+cat /proc/mounts > /out/mounts.txt
+cat /install/from-box1 /install/late /xcatdata/from-box1 > /out/data.txt 2>&1
+mdadm --detail /dev/md/hamn-0 > /out/detail.txt 2>&1
+exit 0
+"#;
+
+/// One member replaced by a disk with another serial, in the member's old bay.
+const BOX2_WRONG: &str = r#"
+set +e
+hamn disks verify > /out/verify.txt; echo $? > /out/verify.rc
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+cat /proc/mounts > /out/mounts.txt
+exit 0
+"#;
+
+/// Only one member arrived: refused, then accepted degraded on request.
+const BOX2_DEGRADED: &str = r#"
+set +e
+hamn disks verify > /out/verify.txt; echo $? > /out/verify.rc
+hamn disks verify --accept-degraded > /out/verify-accept.txt; echo $? > /out/verify-accept.rc
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/refused.txt 2>&1; echo $? > /out/refused.rc
+hamn takeover --moved-disks --accept-degraded --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+cat /install/from-box1 > /out/data.txt 2>&1
+exit 0
+"#;
+
+/// box1's history replayed first (it saves a boot; the disks end up exactly as if box1 had
+/// done it): raid-b is failed and pulled, then box1 writes more. raid-b is now stale.
+const BOX2_STALE: &str = r#"
+set +e
+for m in $(ls /dev | grep -E '^md[0-9]+$'); do mdadm --stop /dev/$m >/dev/null 2>&1; done
+mdadm --assemble /dev/md0 "$(dev_of raid-a)" "$(dev_of raid-b)" >/dev/null 2>&1 || exit 10
+mdadm /dev/md0 --fail "$(dev_of raid-b)" >/dev/null 2>&1 || exit 11
+mdadm /dev/md0 --remove "$(dev_of raid-b)" >/dev/null 2>&1 || exit 12
+mkdir -p /mnt/box1 && mount /dev/md0 /mnt/box1 && echo "after the pull" > /mnt/box1/after-pull && sync
+umount /mnt/box1 && mdadm --stop /dev/md0 >/dev/null 2>&1 || exit 13
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+echo "== box2 ==" > /dev/console
+hamn disks verify > /out/verify.txt; echo $? > /out/verify.rc
+hamn takeover --moved-disks --accept-degraded --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+cat /proc/mounts > /out/mounts.txt
+exit 0
+"#;
+
+/// The RAID1's ext4 damaged (root inode cleared) by box1 before it died: the check must
+/// fail, nothing may be mounted, and the message must say how to repair by hand.
+const BOX2_CORRUPT: &str = r#"
+set +e
+for m in $(ls /dev | grep -E '^md[0-9]+$'); do mdadm --stop /dev/$m >/dev/null 2>&1; done
+mdadm --assemble /dev/md0 "$(dev_of raid-a)" "$(dev_of raid-b)" >/dev/null 2>&1 || exit 10
+debugfs -w -R "clri <2>" /dev/md0 >/dev/null 2>&1 || exit 11
+mdadm --stop /dev/md0 >/dev/null 2>&1 || exit 12
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+cat /proc/mounts > /out/mounts.txt
+exit 0
+"#;
+
+struct Disks {
+    dir: tempfile::TempDir,
+}
+
+impl Disks {
+    fn base(&self, serial: &str) -> PathBuf {
+        self.dir.path().join(format!("{serial}.img"))
+    }
+
+    /// A qcow2 overlay of box1's disk for one scenario, so scenarios do not see each
+    /// other's writes.
+    fn moved(&self, scenario: &str, serial: &str) -> LocalDisk {
+        let overlay = self.dir.path().join(format!("{scenario}-{serial}.qcow2"));
+        let status = Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "raw", "-b"])
+            .arg(self.base(serial))
+            .arg(&overlay)
+            .status()
+            .expect("qemu-img");
+        assert!(
+            status.success(),
+            "qemu-img create overlay {}",
+            overlay.display()
+        );
+        LocalDisk {
+            image: overlay,
+            serial: serial.into(),
+            wwn: None,
+        }
+    }
+
+    /// A disk that never was in box1.
+    fn foreign(&self, scenario: &str, serial: &str) -> LocalDisk {
+        let image = self.dir.path().join(format!("{scenario}-{serial}.img"));
+        make_disk(&image, 64);
+        LocalDisk {
+            image,
+            serial: serial.into(),
+            wwn: None,
+        }
+    }
+}
+
+fn hamn_binary() -> PathBuf {
+    std::env::var_os("HAMN_LAB_HAMN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("hamn"))
+}
+
+/// A box: its NIC MAC, the lab server model (so bays have names), hamn, the prelude.
+fn boxed(name: &str, number: u8, script: &str, disks: Vec<LocalDisk>) -> GuestSpec {
+    let mut spec = GuestSpec::new(name, &format!("BOXNO={number}\n{PRELUDE}\n{script}"));
+    spec.disks = disks;
+    spec.memory_mb = 640;
+    spec.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0,restrict=on".into(),
+        "-device".into(),
+        format!("virtio-net-pci,netdev=n0,mac=52:54:00:b0:00:{number:02x}"),
+        "-smbios".into(),
+        "type=1,product=hamn lab box".into(),
+    ];
+    spec.with_binary("/usr/sbin/hamn", &hamn_binary());
+    spec
+}
+
+fn rc(run: &GuestRun, name: &str) -> i32 {
+    run.out(name).trim().parse().unwrap_or_else(|_| {
+        panic!(
+            "guest {}: /out/{name} is not an exit status:\n{}",
+            run.name, run.console
+        )
+    })
+}
+
+fn events_of(examine: &str) -> u64 {
+    examine
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Events : "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Events line in mdadm --examine:\n{examine}"))
+}
+
+/// tests/fixtures/moved/: box1's manifest, box2's udev data and disk heads, for the host
+/// tests in disks_verify_umockdev.rs.
+fn record_fixtures(manifest: &str, box2: &GuestRun) {
+    let dest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/moved");
+    let _ = std::fs::remove_dir_all(&dest);
+    std::fs::create_dir_all(&dest).expect("mkdir fixtures");
+    std::fs::write(dest.join("box1-disks.toml"), manifest).expect("write manifest");
+    for entry in std::fs::read_dir(&box2.out_dir).expect("out dir").flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("head-") || name == "moved-box2.umockdev" {
+            std::fs::copy(entry.path(), dest.join(&name)).expect("copy fixture");
+        }
+    }
+    println!("recorded fixtures into {}", dest.display());
+}
+
+#[test]
+fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let disks = Disks {
+        dir: tempfile::tempdir().expect("tmp"),
+    };
+    for (serial, mb) in [("raid-a", 64), ("raid-b", 64), ("xfs-1", 320)] {
+        make_disk(&disks.base(serial), mb);
+    }
+    let plain = |serial: &str| LocalDisk {
+        image: disks.base(serial),
+        serial: serial.into(),
+        wwn: None,
+    };
+
+    // 1. On the healthy primary: record.
+    let box1 = run_guest(&boxed(
+        "box1",
+        1,
+        BOX1,
+        vec![plain("raid-a"), plain("raid-b"), plain("xfs-1")],
+    ));
+    box1.assert_ok();
+    let manifest = box1.out("disks.toml");
+    assert!(manifest.contains("version = 1"), "{manifest}");
+    assert!(manifest.contains("node = \"box1\""), "{manifest}");
+    assert!(manifest.contains("server = \"hamn lab box\""), "{manifest}");
+    for want in [
+        "serial = \"raid-a\"",
+        "serial = \"raid-b\"",
+        "serial = \"xfs-1\"",
+        "level = \"raid1\"",
+        "mountpoint = \"/install\"",
+        "mountpoint = \"/xcatdata\"",
+        "type = \"xfs\"",
+        "mac = \"52:54:00:b0:00:01\"",
+        "192.168.50.0/24",
+    ] {
+        assert!(
+            manifest.contains(want),
+            "manifest lacks {want}:\n{manifest}"
+        );
+    }
+    assert!(
+        box1.out("diff.txt").contains("no changes"),
+        "record --diff on an unchanged node: {}",
+        box1.out("diff.txt")
+    );
+    // hamn reads the superblock itself: its event counts agree with mdadm's.
+    let recorded: Vec<u64> = manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("events = "))
+        .map(|v| v.trim().parse().expect("events"))
+        .collect();
+    let theirs = [
+        events_of(&box1.out("examine-raid-a.txt")),
+        events_of(&box1.out("examine-raid-b.txt")),
+    ];
+    assert_eq!(recorded.len(), 2, "{manifest}");
+    for (ours, theirs) in recorded.iter().zip(theirs) {
+        assert!(
+            ours.abs_diff(theirs) <= 1,
+            "manifest events {recorded:?}, mdadm --examine says {theirs}"
+        );
+    }
+
+    // 2. The moves. Each box2 gets box1's manifest where verify looks by default.
+    let with_manifest = |mut spec: GuestSpec| {
+        spec.with_file("/etc/hamn/disks.toml", manifest.as_bytes());
+        spec
+    };
+    let happy = with_manifest(boxed(
+        "box2",
+        2,
+        BOX2_HAPPY,
+        vec![
+            disks.moved("happy", "raid-b"),
+            disks.foreign("happy", "foreign-1"),
+            disks.moved("happy", "xfs-1"),
+            disks.moved("happy", "raid-a"),
+        ],
+    ));
+    let wrong = with_manifest(boxed(
+        "box2wrong",
+        3,
+        BOX2_WRONG,
+        vec![
+            disks.moved("wrong", "raid-a"),
+            disks.foreign("wrong", "raid-w"), // in raid-b's bay
+            disks.moved("wrong", "xfs-1"),
+        ],
+    ));
+    let degraded = with_manifest(boxed(
+        "box2degraded",
+        4,
+        BOX2_DEGRADED,
+        vec![
+            disks.moved("degraded", "xfs-1"),
+            disks.moved("degraded", "raid-a"),
+        ],
+    ));
+    let runs = run_guests(&[happy, wrong, degraded]);
+    let (happy, wrong, degraded) = (&runs[0], &runs[1], &runs[2]);
+    for r in &runs {
+        r.assert_ok();
+    }
+
+    // Other order, other MAC, a foreign disk: slot and NIC changes only, "acceptable".
+    let verify = happy.out("verify.txt");
+    assert_eq!(
+        rc(happy, "verify.rc"),
+        4,
+        "verify exit: acceptable\n{verify}"
+    );
+    assert!(verify.contains("SLOT CHANGED"), "{verify}");
+    assert!(
+        verify.contains("bay 0") && verify.contains("bay 3"),
+        "bay names: {verify}"
+    );
+    assert!(verify.contains("NEW MAC"), "{verify}");
+    assert!(
+        verify.contains("foreign-1") && verify.contains("unexpected"),
+        "{verify}"
+    );
+    for refusal in ["WRONG", "STALE", "MISSING", "UNREADABLE", "REFUSE"] {
+        assert!(!verify.contains(refusal), "{refusal} in:\n{verify}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&happy.out("verify.json")).expect("verify --json");
+    assert_eq!(json["verdict"], "acceptable", "{json}");
+    // The dry run names every command and changes nothing.
+    let dry = happy.out("dry-run.txt");
+    assert_eq!(rc(happy, "dry-run.rc"), 0, "{dry}");
+    for want in [
+        "--i-know-the-peer-is-off",
+        "mdadm --assemble /dev/md/hamn-0 --uuid=",
+        "e2fsck",
+        "xfs_repair -n",
+        "mount -t ext4 -o ro",
+    ] {
+        assert!(dry.contains(want), "dry run lacks {want}:\n{dry}");
+    }
+    assert!(
+        !happy.out("mdstat-after-dry-run.txt").contains("md/hamn-0"),
+        "the dry run assembled something"
+    );
+    // The takeover: assembled from both members, checked, mounted, box1's data readable.
+    if std::env::var_os("HAMN_RECORD_FIXTURES").is_some() {
+        record_fixtures(&manifest, happy);
+    }
+    let takeover = happy.out("takeover.txt");
+    assert_eq!(
+        rc(happy, "takeover.rc"),
+        0,
+        "takeover:\n{takeover}\n{}",
+        happy.console
+    );
+    let mounts = happy.out("mounts.txt");
+    assert!(mounts.contains(" /install ext4 ro"), "{mounts}");
+    assert!(mounts.contains(" /xcatdata xfs ro"), "{mounts}");
+    let data = happy.out("data.txt");
+    assert!(data.contains("osimage rhels9.4"), "{data}");
+    assert!(data.contains("written after the manifest"), "{data}");
+    assert!(data.contains("xfs data from box1"), "{data}");
+    assert!(
+        happy.out("detail.txt").contains("Active Devices : 2"),
+        "{}",
+        happy.out("detail.txt")
+    );
+
+    // A wrong disk in raid-b's bay: refused, naming the bay and both serials.
+    let verify = wrong.out("verify.txt");
+    assert_eq!(rc(wrong, "verify.rc"), 1, "{verify}");
+    assert!(verify.contains("WRONG"), "{verify}");
+    assert!(
+        verify.contains("raid-w") && verify.contains("raid-b"),
+        "{verify}"
+    );
+    assert!(verify.contains("bay 1"), "{verify}");
+    assert_eq!(rc(wrong, "takeover.rc"), 1, "{}", wrong.out("takeover.txt"));
+    assert!(!wrong.out("mounts.txt").contains("/install"));
+
+    // One member only: refused; with --accept-degraded assembled degraded, and said so.
+    assert_eq!(
+        rc(degraded, "verify.rc"),
+        1,
+        "{}",
+        degraded.out("verify.txt")
+    );
+    assert!(degraded.out("verify.txt").contains("MISSING"));
+    assert_eq!(
+        rc(degraded, "verify-accept.rc"),
+        4,
+        "{}",
+        degraded.out("verify-accept.txt")
+    );
+    assert_eq!(
+        rc(degraded, "refused.rc"),
+        1,
+        "{}",
+        degraded.out("refused.txt")
+    );
+    let takeover = degraded.out("takeover.txt");
+    assert_eq!(rc(degraded, "takeover.rc"), 0, "{takeover}");
+    assert!(takeover.contains("DEGRADED"), "{takeover}");
+    assert!(degraded.out("data.txt").contains("osimage rhels9.4"));
+
+    let stale = with_manifest(boxed(
+        "box2stale",
+        5,
+        BOX2_STALE,
+        vec![
+            disks.moved("stale", "raid-a"),
+            disks.moved("stale", "raid-b"),
+            disks.moved("stale", "xfs-1"),
+        ],
+    ));
+    let corrupt = with_manifest(boxed(
+        "box2corrupt",
+        6,
+        BOX2_CORRUPT,
+        vec![
+            disks.moved("corrupt", "raid-a"),
+            disks.moved("corrupt", "raid-b"),
+            disks.moved("corrupt", "xfs-1"),
+        ],
+    ));
+    let runs = run_guests(&[stale, corrupt]);
+    let (stale, corrupt) = (&runs[0], &runs[1]);
+    for r in &runs {
+        r.assert_ok();
+    }
+
+    // A stale member: refused by name, even with --accept-degraded.
+    let verify = stale.out("verify.txt");
+    assert_eq!(rc(stale, "verify.rc"), 1, "{verify}");
+    assert!(
+        verify.contains("STALE") && verify.contains("raid-b"),
+        "{verify}"
+    );
+    assert!(verify.contains("behind"), "{verify}");
+    assert_eq!(rc(stale, "takeover.rc"), 1, "{}", stale.out("takeover.txt"));
+    assert!(!stale.out("mounts.txt").contains("/install"));
+
+    // A corrupt ext4: the check fails, nothing is mounted, the repair command is named.
+    let takeover = corrupt.out("takeover.txt");
+    assert_eq!(rc(corrupt, "takeover.rc"), 1, "{takeover}");
+    assert!(takeover.contains("ext4"), "{takeover}");
+    assert!(takeover.contains("e2fsck -f /dev/md"), "{takeover}");
+    assert!(takeover.contains("nothing was mounted"), "{takeover}");
+    let mounts = corrupt.out("mounts.txt");
+    assert!(
+        !mounts.contains("/install") && !mounts.contains("/xcatdata"),
+        "{mounts}"
+    );
+}
