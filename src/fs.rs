@@ -16,6 +16,7 @@ use std::fmt;
 use std::fs as stdfs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -457,7 +458,9 @@ fn run(tool: &str, args: &[OsString]) -> Result<Ran, FsError> {
     let _span = info_span!("fs-step", command = %command).entered();
     let started = Instant::now();
     // stdin is null so that no tool can wait for an answer nobody will give.
+    // arg0 as typed, so that messages read "e2fsck: ...", not "/usr/sbin/e2fsck: ...".
     let out = Command::new(&program)
+        .arg0(tool)
         .args(args)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -477,12 +480,14 @@ fn run(tool: &str, args: &[OsString]) -> Result<Ran, FsError> {
             }
         })?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
-    if !out.stderr.is_empty() {
+    // stderr first: that is where the tools say why they stopped ("e2fsck: MMP: ...",
+    // "Bad magic number"), which must survive the cut to a few lines.
+    let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.stdout.is_empty() {
         if !output.is_empty() && !output.ends_with('\n') {
             output.push('\n');
         }
-        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        output.push_str(&String::from_utf8_lossy(&out.stdout));
     }
     let exit = out.status.code();
     info!(exit, seconds, "ran");
@@ -632,6 +637,11 @@ pub fn plan(device: &Path, fs_type: &str, policy: Policy) -> Vec<String> {
                 ),
                 "umount <private temporary directory>".to_string(),
                 format!("{check}  # again, after the replay"),
+                format!(
+                    "mount -t xfs -o ro {dev} <private temporary directory>; umount it  # \
+                     if the log was clean: the kernel judges the log, which xfs_repair -n \
+                     cannot always"
+                ),
             ];
             if policy == Policy::Repair {
                 v.push(format!(
@@ -639,6 +649,10 @@ pub fn plan(device: &Path, fs_type: &str, policy: Policy) -> Vec<String> {
                     display_command("xfs_repair", &xfs_repair_args(device, false))
                 ));
             }
+            v.push(format!(
+                "{}  # reads the UUID for the record",
+                display_command("xfs_db", &xfs_db_uuid_args(device))
+            ));
             v
         }
     }
@@ -770,6 +784,9 @@ fn ext_next(dev: &str, output: &str, fenced: &Fenced) -> Vec<String> {
         "superblock checksum does not match",
     ];
     if BAD_SUPER.iter().any(|m| lower.contains(m)) {
+        next.push(format!(
+            "`blkid -p {dev}` shows what the device holds, in case it is not ext2/3/4 at all"
+        ));
         next.push(format!(
             "`mke2fs -n {dev}` lists the backup superblocks (-n: it writes nothing; it \
              must be given the options the filesystem was made with)"
@@ -916,27 +933,42 @@ fn private_dir() -> Result<PathBuf, FsError> {
     })
 }
 
-/// Replay a dirty XFS log the only way there is: mount and unmount.
-fn replay_xfs_log(rec: &mut Record, _fenced: &Fenced) -> Result<(), FsError> {
+/// Replay a dirty XFS log the only way there is: mount and unmount. The replay writes to
+/// the peer's storage, so it takes the fencing proof itself, whoever calls it.
+///
+/// With `trial`, the log was judged clean by `xfs_repair -n`, which cannot read every log:
+/// one overwritten with garbage passed as "zeroed" while the kernel refused to mount it.
+/// A read-only trial mount lets the kernel's own log recovery judge it before the real
+/// mount is attempted.
+fn replay_xfs_log(rec: &mut Record, _fenced: &Fenced, trial: bool) -> Result<(), FsError> {
     let device = rec.device;
     let dir = private_dir()?;
-    let ran = run(
-        "mount",
-        &[
-            OsString::from("-t"),
-            OsString::from("xfs"),
-            device.as_os_str().to_owned(),
-            dir.as_os_str().to_owned(),
-        ],
-    )?;
+    let mut mount_args = vec![OsString::from("-t"), OsString::from("xfs")];
+    if trial {
+        mount_args.extend([OsString::from("-o"), OsString::from("ro")]);
+    }
+    mount_args.extend([device.as_os_str().to_owned(), dir.as_os_str().to_owned()]);
+    let ran = run("mount", &mount_args)?;
     if ran.exit != Some(0) {
         let _ = stdfs::remove_dir(&dir);
-        let meaning = "the log could not be replayed: mounting the filesystem failed";
+        let meaning = if trial {
+            "the kernel cannot mount it (a trial mount, read-only, failed): its log or \
+             metadata is damaged in a way xfs_repair -n did not see"
+        } else {
+            "the log could not be replayed: mounting the filesystem failed"
+        };
         let mut next = xfs_next(device, true);
         next.insert(0, "`dmesg | tail` says why the mount failed".to_string());
         return Err(rec.refuse(&ran, meaning, next));
     }
-    rec.record(&ran, "mounted privately to replay the log");
+    rec.record(
+        &ran,
+        if trial {
+            "mounted privately, read-only: the kernel accepts the log"
+        } else {
+            "mounted privately to replay the log"
+        },
+    );
     let ran = run("umount", &[dir.as_os_str().to_owned()])?;
     if ran.exit != Some(0) {
         let meaning = "the replay mount could not be unmounted; the filesystem is still \
@@ -947,7 +979,14 @@ fn replay_xfs_log(rec: &mut Record, _fenced: &Fenced) -> Result<(), FsError> {
         )];
         return Err(rec.refuse(&ran, meaning, next));
     }
-    rec.record(&ran, "unmounted: log replayed");
+    rec.record(
+        &ran,
+        if trial {
+            "unmounted"
+        } else {
+            "unmounted: log replayed"
+        },
+    );
     if let Err(e) = stdfs::remove_dir(&dir) {
         warn!(dir = %dir.display(), error = %e, "replay directory left behind");
     }
@@ -964,11 +1003,14 @@ fn check_xfs(rec: &mut Record, policy: Policy, fenced: &Fenced) -> Result<Option
         match v {
             XfsVerdict::Clean => {
                 rec.record(&ran, &xfs_meaning(&v));
+                if !replayed {
+                    replay_xfs_log(rec, fenced, true)?;
+                }
                 break v;
             }
             XfsVerdict::DirtyLog if !replayed => {
                 rec.record(&ran, &xfs_meaning(&v));
-                replay_xfs_log(rec, fenced)?;
+                replay_xfs_log(rec, fenced, false)?;
                 replayed = true;
             }
             XfsVerdict::DirtyLog => {
@@ -1004,16 +1046,19 @@ fn check_xfs(rec: &mut Record, policy: Policy, fenced: &Fenced) -> Result<Option
     Ok(xfs_uuid(rec))
 }
 
-/// The UUID is a label for the record; failing to read it is not a reason to refuse.
-fn xfs_uuid(rec: &mut Record) -> Option<String> {
-    let device = rec.device;
+fn xfs_db_uuid_args(device: &Path) -> Vec<OsString> {
     let mut a = args(["-r"]);
     if is_regular_file(device) {
         a.push(OsString::from("-f"));
     }
     a.extend(args(["-c", "uuid"]));
     a.push(device.as_os_str().to_owned());
-    let ran = match run("xfs_db", &a) {
+    a
+}
+
+/// The UUID is a label for the record; failing to read it is not a reason to refuse.
+fn xfs_uuid(rec: &mut Record) -> Option<String> {
+    let ran = match run("xfs_db", &xfs_db_uuid_args(rec.device)) {
         Ok(r) => r,
         Err(e) => {
             warn!(error = %e, "UUID not read");
@@ -1428,7 +1473,8 @@ mod tests {
         assert!(x[1].starts_with("mount -t xfs /dev/sdz1 "));
         assert!(x[2].starts_with("umount "));
         assert!(x[3].starts_with("xfs_repair -n /dev/sdz1"));
-        assert_eq!(x.len(), 4);
+        assert!(x[4].starts_with("xfs_db -r -c uuid /dev/sdz1"));
+        assert_eq!(x.len(), 5);
         let r = plan(Path::new("/dev/sdz1"), "xfs", Policy::Repair);
         assert!(r[4].starts_with("xfs_repair /dev/sdz1"));
         assert!(r.iter().all(|c| !c.contains("-L")));

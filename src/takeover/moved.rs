@@ -29,17 +29,19 @@ pub enum MovedError {
     Md(#[from] md::MdError),
     #[error(
         "{device} ({label}): expected {want}, but it holds {seen}; the array was assembled \
-         but nothing is mounted. Stop it with `mdadm --stop {device}` and check the disks"
+         but nothing is mounted. {hint}"
     )]
     WrongFilesystem {
         device: String,
         label: String,
         want: String,
         seen: String,
+        hint: String,
     },
     #[error(
-        "{count} filesystem check(s) failed; nothing was mounted:\n{list}\nRepair by hand as \
-         said, then run `hamn takeover --moved-disks` again"
+        "{count} filesystem check(s) failed; nothing was mounted (the arrays stay assembled, \
+         for the repair):\n{list}\nRepair by hand as said, then run `hamn takeover \
+         --moved-disks` again"
     )]
     Checks { count: usize, list: String },
     #[error("mounting {device} on {mountpoint}: {source}")]
@@ -230,7 +232,25 @@ pub fn run(
                 (Some(_), None) => false,
             };
             if !(type_ok && uuid_ok) {
+                let dev = done.devnode.display().to_string();
+                // No filesystem at all is most likely a damaged primary superblock; another
+                // filesystem means other data: never repair that.
+                let hint = match (ty.as_deref(), fs.fs_type.as_str()) {
+                    (None, "ext2" | "ext3" | "ext4") => format!(
+                        "If its primary superblock is damaged, list the backups with `mke2fs \
+                         -n {dev}` and repair by hand with `e2fsck -b 32768 {dev}`; then run \
+                         the takeover again"
+                    ),
+                    (None, "xfs") => format!(
+                        "If its superblock is damaged, `xfs_repair {dev}` finds a secondary \
+                         one; then run the takeover again"
+                    ),
+                    _ => format!(
+                        "Stop it with `mdadm --stop {dev}` and find out which disks these are"
+                    ),
+                };
                 return Err(MovedError::WrongFilesystem {
+                    hint,
                     device: done.devnode.display().to_string(),
                     label,
                     want: format!("{} {}", fs.fs_type, fs.uuid.as_deref().unwrap_or("")),
