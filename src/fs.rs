@@ -1473,10 +1473,11 @@ mod tests {
         assert!(x[1].starts_with("mount -t xfs /dev/sdz1 "));
         assert!(x[2].starts_with("umount "));
         assert!(x[3].starts_with("xfs_repair -n /dev/sdz1"));
-        assert!(x[4].starts_with("xfs_db -r -c uuid /dev/sdz1"));
-        assert_eq!(x.len(), 5);
+        assert!(x[4].starts_with("mount -t xfs -o ro /dev/sdz1 "));
+        assert!(x[5].starts_with("xfs_db -r -c uuid /dev/sdz1"));
+        assert_eq!(x.len(), 6);
         let r = plan(Path::new("/dev/sdz1"), "xfs", Policy::Repair);
-        assert!(r[4].starts_with("xfs_repair /dev/sdz1"));
+        assert!(r[5].starts_with("xfs_repair /dev/sdz1"));
         assert!(r.iter().all(|c| !c.contains("-L")));
 
         let u = plan(dev, "btrfs", Policy::CheckOnly);
