@@ -101,14 +101,22 @@ cat /proc/mounts > /out/mounts.txt
 exit 0
 "#;
 
-/// The RAID1's ext4 damaged (root inode cleared) by box1 before it died: the check must
-/// fail, nothing may be mounted, and the message must say how to repair by hand.
+/// The RAID1's ext4 damaged (root inode cleared) and the xfs disk's log overwritten: both
+/// checks must fail, nothing may be mounted, and the message must say how to repair each
+/// by hand.
 const BOX2_CORRUPT: &str = r#"
 set +e
 for m in $(ls /dev | grep -E '^md[0-9]+$'); do mdadm --stop /dev/$m >/dev/null 2>&1; done
 mdadm --assemble /dev/md0 "$(dev_of raid-a)" "$(dev_of raid-b)" >/dev/null 2>&1 || exit 10
 debugfs -w -R "clri <2>" /dev/md0 >/dev/null 2>&1 || exit 11
 mdadm --stop /dev/md0 >/dev/null 2>&1 || exit 12
+# And the xfs disk's log overwritten with garbage.
+x=$(dev_of xfs-1)
+logstart=$(xfs_db -r -c "sb 0" -c "p logstart" "$x" | awk '{print $3}')
+daddr=$(xfs_db -r -c "convert fsb $logstart daddr" "$x" | sed -n 's/.*(\([0-9]*\)).*/\1/p')
+[ -n "$daddr" ] || exit 14
+dd if=/dev/urandom of="$x" bs=512 seek="$daddr" count=256 conv=notrunc 2>/dev/null || exit 15
+echo "xfs log at sector $daddr overwritten" > /out/xfs-log.txt
 udevadm trigger --action=change --subsystem-match=block && udevadm settle
 hamn takeover --moved-disks --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 cat /proc/mounts > /out/mounts.txt
@@ -465,6 +473,11 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
     assert_eq!(rc(corrupt, "takeover.rc"), 1, "{takeover}");
     assert!(takeover.contains("ext4"), "{takeover}");
     assert!(takeover.contains("e2fsck -f /dev/md"), "{takeover}");
+    assert!(
+        takeover.contains("2 filesystem check(s) failed"),
+        "{takeover}"
+    );
+    assert!(takeover.contains("xfs_repair"), "{takeover}");
     assert!(takeover.contains("nothing was mounted"), "{takeover}");
     let mounts = corrupt.out("mounts.txt");
     assert!(
