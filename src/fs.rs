@@ -1199,6 +1199,15 @@ fn ro_rw(read_only: bool) -> &'static str {
 
 /// Mount a checked filesystem, creating the mountpoint directory if missing. Idempotent:
 /// if the device is already mounted there in the asked mode, nothing is done.
+/// Where `device` is mounted now (empty if nowhere).
+pub fn mountpoints_of(device: &Path) -> Result<Vec<PathBuf>, FsError> {
+    Ok(read_mount_table()?
+        .into_iter()
+        .filter(|e| e.is_device(device))
+        .map(|e| e.mount_point)
+        .collect())
+}
+
 pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mounted, FsError> {
     let device = checked.device();
     let _span = info_span!(

@@ -59,6 +59,9 @@ cat /proc/mdstat > /out/mdstat-after-dry-run.txt
 hamn takeover --moved-disks --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 cat /proc/mounts > /out/mounts.txt
 cat /install/from-box1 /install/late /xcatdata/from-box1 > /out/data.txt 2>&1
+# Run again (an admin's second try; also what a box booted from the moved disks sees):
+# everything is in place and used as it is.
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/rerun.txt 2>&1; echo $? > /out/rerun.rc
 mdadm --detail /dev/md/hamn-0 > /out/detail.txt 2>&1
 exit 0
 "#;
@@ -388,6 +391,13 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
     assert!(data.contains("osimage rhels9.4"), "{data}");
     assert!(data.contains("written after the manifest"), "{data}");
     assert!(data.contains("xfs data from box1"), "{data}");
+    let rerun = happy.out("rerun.txt");
+    assert_eq!(rc(happy, "rerun.rc"), 0, "second takeover:\n{rerun}");
+    assert!(
+        rerun.contains("already assembled by an earlier run"),
+        "{rerun}"
+    );
+    assert!(rerun.contains("already mounted on /install"), "{rerun}");
     assert!(
         happy.out("detail.txt").contains("Active Devices : 2"),
         "{}",

@@ -102,8 +102,8 @@ pub fn record_cmd(cli: &Cli, args: &RecordArgs) -> Result<Report, CommandError> 
     }
     human.extend(notes.iter().map(|n| format!("note: {n}")));
     human.push(format!(
-        "copy it to the standby now, and after every change: scp {} STANDBY:{}",
-        path.display(),
+        "copy it to the standby now and after every change (see hamn(8), MOVED DISKS \
+         PROCEDURE), e.g. scp {} STANDBY:/etc/hamn/peer-disks.toml",
         path.display()
     ));
     Ok(Report {
@@ -228,6 +228,13 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
             "power off {peer_name} through its BMC {} and confirm",
             p.bmc.address
         )
+    } else if cfg.as_ref().is_some_and(|c| c.node == peer_name) || hostname() == peer_name {
+        return Err(CommandError::Refused(format!(
+            "these are {peer_name}'s disks and this node runs as {peer_name}: the OS moved \
+             with them. hamn cannot fence the box they came from by name; once you have \
+             confirmed it is off (or has no disks left that could hold this data), add \
+             --i-know-the-peer-is-off (logged), or name its BMC peer with --peer"
+        )));
     } else {
         return Err(CommandError::Refused(format!(
             "refusing to take over {peer_name}'s disks without a fencing proof: hamn.toml \
@@ -330,6 +337,9 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
                 "read-write"
             }
         ));
+    }
+    for d in &outcome.in_use {
+        human.push(format!("  {d}: already mounted, in use (left as it is)"));
     }
     for d in &outcome.checked_only {
         human.push(format!(

@@ -1,6 +1,6 @@
 //! The disk identity manifest: what `hamn disks record` writes on the healthy primary and
 //! `hamn disks verify` compares after the disks were moved. A versioned TOML file
-//! (documented in hamn-disks(8)); this module owns its format, reading, writing and diff.
+//! (documented in hamn(8)); this module owns its format, reading, writing and diff.
 //!
 //! Only identity is compared by the diff: serials, WWNs, slots, array and filesystem
 //! UUIDs, mount points, NIC names, MACs and networks. Event counts and the time of
@@ -221,7 +221,7 @@ impl Manifest {
         let body = toml::to_string_pretty(self).unwrap_or_default();
         format!(
             "# hamn disk manifest: the identity of {node}'s disks, written by `hamn disks record`.\n\
-             # Copy it to the standby (see hamn-disks(8)); `hamn disks verify` reads it there.\n\
+             # Copy it to the standby (see hamn(8)); `hamn disks verify` reads it there.\n\
              # Do not edit by hand: re-record instead.\n{body}",
             node = self.node
         )

@@ -219,6 +219,7 @@ mod tests {
             },
             degraded,
             running: vec![("md127".into(), Some("read-auto".into()))],
+            assembled: None,
             filesystem: None,
         }
     }

@@ -103,6 +103,9 @@ pub struct ArrayPlan {
     /// Arrays already running with this UUID or with one of the members (udev's
     /// auto-assembly, md127): kernel name and array_state.
     pub running: Vec<(String, Option<String>)>,
+    /// The running array already assembled from exactly the verified members (and not
+    /// merely auto-read-only): used as it is, e.g. when the OS booted from these disks.
+    pub assembled: Option<String>,
     pub filesystem: Option<FsRecord>,
 }
 
@@ -481,12 +484,34 @@ pub fn verify(
             })
             .map(|md| (md.kernel_name.clone(), md.state.clone()))
             .collect();
+        let fresh_names: BTreeSet<String> = fresh
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let mut assembled = None;
         for (k, state) in &running {
-            let msg = format!(
-                "{k} is already running ({}): takeover stops it and assembles {label} \
-                 from the verified members",
-                state.as_deref().unwrap_or("state unknown")
-            );
+            let state_text = state.as_deref().unwrap_or("state unknown");
+            let exact = present.inventory.md.iter().any(|md| {
+                md.kernel_name == *k
+                    && md
+                        .members
+                        .iter()
+                        .map(|m| m.kernel_name.clone())
+                        .collect::<BTreeSet<_>>()
+                        == fresh_names
+            });
+            let msg = if exact && !matches!(state_text, "read-auto" | "inactive") {
+                assembled = Some(k.clone());
+                format!(
+                    "{k} is already assembled from exactly the verified members \
+                     ({state_text}): takeover uses it as it is"
+                )
+            } else {
+                format!(
+                    "{k} is already running ({state_text}): takeover stops it and \
+                     assembles {label} from the verified members"
+                )
+            };
             cx.add(
                 &format!("array {label}"),
                 Status::ArrayRunning,
@@ -525,6 +550,7 @@ pub fn verify(
                 members: fresh,
                 degraded,
                 running,
+                assembled,
                 filesystem: a.filesystem.clone(),
             });
         }

@@ -77,6 +77,8 @@ pub struct Outcome {
     pub arrays: Vec<Assembled>,
     pub mounted: Vec<fs::Mounted>,
     pub checked_only: Vec<String>,
+    /// Already mounted where the manifest says (the OS booted from the moved disks).
+    pub in_use: Vec<String>,
     pub events: Vec<Event>,
 }
 
@@ -84,6 +86,19 @@ pub struct Outcome {
 pub fn plan(v: &Verification, read_write: bool) -> Vec<String> {
     let mut out = Vec::new();
     for a in &v.arrays {
+        if let Some(k) = &a.assembled {
+            out.push(format!(
+                "# {k} is already assembled from the verified members: used as it is"
+            ));
+            if let Some(fs) = &a.filesystem {
+                out.push(format!(
+                    "# its {} is checked and mounted unless already mounted on {}",
+                    fs.fs_type,
+                    fs.mountpoint.as_deref().unwrap_or("its mount point")
+                ));
+            }
+            continue;
+        }
         for (k, state) in &a.running {
             out.push(format!(
                 "mdadm {}    # {k} is running ({})",
@@ -278,9 +293,28 @@ pub fn run(
     // Check everything before mounting anything: half of xCAT's data is worse than none.
     let mut checked: Vec<(Target, Checked)> = Vec::new();
     let mut failures = Vec::new();
+    let mut in_use = Vec::new();
     for t in targets {
         let _span = info_span!("check", device = %t.device.display()).entered();
         let started = Instant::now();
+        // The OS moved with the disks and booted from them: what it mounted at the recorded
+        // place is in use; it was checked at boot and cannot be checked live.
+        let now = fs::mountpoints_of(&t.device).unwrap_or_default();
+        if let Some(mp) = &t.filesystem.mountpoint
+            && now.iter().any(|m| m == Path::new(mp))
+        {
+            emit(
+                "in use",
+                format!(
+                    "{} ({}) is already mounted on {mp}: used as it is",
+                    t.device.display(),
+                    t.what
+                ),
+                started,
+            );
+            in_use.push(format!("{} on {mp}", t.device.display()));
+            continue;
+        }
         match fs::check(&t.device, &t.filesystem.fs_type, Policy::CheckOnly, &fenced) {
             Ok(c) => {
                 emit(
@@ -348,6 +382,7 @@ pub fn run(
         arrays,
         mounted,
         checked_only,
+        in_use,
         events,
     })
 }
