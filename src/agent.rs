@@ -462,6 +462,8 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
             },
             password: PasswordSource::Given(Secret::new(Vec::new())),
             pr_key: None,
+            // The agent only ever powers off.
+            fencing: vec![crate::config::FencingKind::Power],
         },
         (Some(c), Some(n), None) => c.peer(n)?.clone(),
         (_, None, None) => {

@@ -74,6 +74,8 @@ struct RawConfig {
     #[serde(default)]
     disks: DisksConfig,
     #[serde(default)]
+    takeover: TakeoverConfig,
+    #[serde(default)]
     peers: BTreeMap<String, toml::Spanned<PeerConfig>>,
 }
 
@@ -133,6 +135,64 @@ pub struct DisksConfig {
     pub manifest: Option<PathBuf>,
 }
 
+/// `hamn takeover` of shared SAN storage (xCAT's recipes 2 and 5): what to mount, the
+/// service IP, the services. Steps run in the order written here.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakeoverConfig {
+    /// The node taken over from; default: the only peer.
+    pub peer: Option<String>,
+    /// Where each step's outcome is recorded, so a rerun continues.
+    pub journal: Option<PathBuf>,
+    #[serde(default, rename = "mount")]
+    pub mounts: Vec<MountConfig>,
+    pub service_ip: Option<ServiceIpConfig>,
+    /// "xcat": xCAT's documented services in their order (see hamn.toml(5)); "none".
+    pub preset: Option<String>,
+    #[serde(default, rename = "service")]
+    pub services: Vec<ServiceConfig>,
+}
+
+/// One filesystem of the xCAT data, e.g. /install.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    /// UUID=..., LABEL=..., or a device path (/dev/mapper/xcat-install).
+    pub device: String,
+    pub mountpoint: PathBuf,
+    #[serde(rename = "type")]
+    pub fs_type: String,
+    /// check-only (default: refuse on any problem) or repair (e2fsck -p; never xfs_repair -L).
+    #[serde(default)]
+    pub check: crate::fs::Policy,
+}
+
+/// The address xCAT's clients use, moved to the node that serves.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceIpConfig {
+    /// Address with prefix length, e.g. "172.20.0.1/16".
+    pub address: String,
+    pub interface: String,
+}
+
+/// A service started after the storage is mounted and the IP is up.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    pub name: String,
+    /// Program and arguments (no shell), e.g. ["systemctl", "start", "xcatd"].
+    pub start: Vec<String>,
+    /// Exits 0 once the service is ready; polled until `timeout`.
+    #[serde(default)]
+    pub ready: Vec<String>,
+    /// For giveback.
+    #[serde(default)]
+    pub stop: Vec<String>,
+    /// Seconds to wait for `ready` (default 60).
+    pub timeout: Option<u64>,
+}
+
 /// The default reservation key of a node: "hamn" in the high four bytes, so that admins
 /// recognise hamn's keys in `sg_persist` output, and the first four bytes of SHA-256 of
 /// the node name in the low four: stable across reboots and distinct per node name.
@@ -149,6 +209,21 @@ pub struct PeerConfig {
     pub bmc: BmcConfig,
     /// The peer's reservation key; by default derived from its name like ours.
     pub pr_key: Option<KeySetting>,
+    /// How `hamn takeover` fences this peer: "storage" (preempt its PR key on every
+    /// shared LUN), "power" (BMC off, confirmed); default both, storage first.
+    #[serde(default = "default_fencing")]
+    pub fencing: Vec<FencingKind>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FencingKind {
+    Storage,
+    Power,
+}
+
+fn default_fencing() -> Vec<FencingKind> {
+    vec![FencingKind::Storage, FencingKind::Power]
 }
 
 /// A cipher suite number from the file, refused at parse time unless it is 3 or 17, so
@@ -199,6 +274,7 @@ pub struct Peer {
     pub bmc: BmcConfig,
     pub password: PasswordSource,
     pub pr_key: Option<KeySetting>,
+    pub fencing: Vec<FencingKind>,
 }
 
 #[derive(Debug, Clone)]
@@ -207,6 +283,7 @@ pub struct Config {
     pub node: String,
     pub storage: StorageConfig,
     pub disks: DisksConfig,
+    pub takeover: TakeoverConfig,
     pub peers: BTreeMap<String, Peer>,
 }
 
@@ -309,6 +386,7 @@ impl Config {
                     bmc: peer.bmc,
                     password,
                     pr_key: peer.pr_key,
+                    fencing: peer.fencing,
                 },
             );
         }
@@ -317,6 +395,7 @@ impl Config {
             node: raw.node,
             storage: raw.storage,
             disks: raw.disks,
+            takeover: raw.takeover,
             peers,
         })
     }

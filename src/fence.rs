@@ -24,6 +24,12 @@ pub enum FenceMethod {
     },
     /// The admin stated that the peer is physically off or disconnected.
     AdminOverride { statement: String },
+    /// The peer's reservation key was preempted on every shared LUN and the read-back
+    /// shows this node as holder on every path: the array refuses the peer's writes.
+    Reservation {
+        luns: Vec<String>,
+        victim_key: String,
+    },
 }
 
 /// Proof that a peer was fenced. No public constructor: see the module documentation.
@@ -87,6 +93,11 @@ pub enum FenceError {
          what before retrying; do not touch its storage"
     )]
     PoweredBackOn { node: String, bmc: String },
+    #[error(
+        "node '{node}' is NOT fenced at the storage: {detail}. Do not touch its storage; \
+         see `hamn pr status --all-shared`"
+    )]
+    Storage { node: String, detail: String },
 }
 
 /// The least time left for a confirming read to be worth starting.
@@ -188,6 +199,55 @@ pub fn fence(
 fn sleep_until(deadline: Instant, d: Duration) {
     let left = deadline.saturating_duration_since(Instant::now());
     std::thread::sleep(d.min(left));
+}
+
+/// Storage fencing (what fence_scsi does): confirmed only if every LUN's read-back, on
+/// every path, shows `own` as holder and `victim` nowhere. No LUN at all is no proof.
+pub fn by_reservation(
+    node: &str,
+    own: &str,
+    victim: &str,
+    reports: &[crate::scsi::reserve::LunReport],
+) -> Result<Fenced, FenceError> {
+    let fail = |detail: String| FenceError::Storage {
+        node: node.to_string(),
+        detail,
+    };
+    if reports.is_empty() {
+        return Err(fail("no shared LUN was preempted".into()));
+    }
+    for r in reports {
+        if r.paths.is_empty() {
+            return Err(fail(format!("LUN {} has no path read back", r.lun)));
+        }
+        for p in &r.paths {
+            if !p.ok {
+                return Err(fail(format!("LUN {} path {} unreadable", r.lun, p.path)));
+            }
+            if p.holder.as_deref() != Some(own) || p.keys.iter().any(|k| k == victim) {
+                return Err(fail(format!(
+                    "LUN {} path {}: holder {}, keys [{}]; expected holder {own} without {victim}",
+                    r.lun,
+                    p.path,
+                    p.holder.as_deref().unwrap_or("none"),
+                    p.keys.join(", ")
+                )));
+            }
+        }
+    }
+    info!(
+        node,
+        luns = reports.len(),
+        "fenced at the storage: preempted and verified"
+    );
+    Ok(Fenced {
+        node: node.to_string(),
+        method: FenceMethod::Reservation {
+            luns: reports.iter().map(|r| r.lun.clone()).collect(),
+            victim_key: victim.to_string(),
+        },
+        confirmed_at: SystemTime::now(),
+    })
 }
 
 /// The admin's statement that the peer is off or disconnected, accepted in place of a
@@ -299,5 +359,64 @@ mod tests {
         };
         let e = fence("mn1", &mut b, policy(50)).unwrap_err().to_string();
         assert!(e.contains("NOT fenced") && e.contains("'on'"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+    use crate::scsi::reserve::{LunReport, PathReport};
+
+    fn path(holder: Option<&str>, keys: &[&str]) -> PathReport {
+        PathReport {
+            path: "/dev/sdb".into(),
+            ok: true,
+            error: None,
+            generation: Some(3),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            holder: holder.map(str::to_string),
+            reservation_type: None,
+            registrants: Vec::new(),
+        }
+    }
+
+    fn lun(paths: Vec<PathReport>) -> LunReport {
+        LunReport {
+            lun: "mpatha".into(),
+            wwid: None,
+            paths,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn storage_fencing_is_proven_only_by_every_path_showing_us_as_holder_without_the_victim() {
+        let ok = lun(vec![
+            path(Some("0xb"), &["0xb"]),
+            path(Some("0xb"), &["0xb"]),
+        ]);
+        let proof = by_reservation("mn1", "0xb", "0xa", &[ok]).expect("fenced");
+        assert!(matches!(proof.method(), FenceMethod::Reservation { .. }));
+
+        let victim_left = lun(vec![path(Some("0xb"), &["0xb", "0xa"])]);
+        let other_holder = lun(vec![path(Some("0xc"), &["0xb"])]);
+        let mut unreadable = path(None, &[]);
+        unreadable.ok = false;
+        for bad in [
+            victim_left,
+            other_holder,
+            lun(vec![unreadable]),
+            lun(vec![]),
+        ] {
+            let err = by_reservation("mn1", "0xb", "0xa", &[bad]).expect_err("not fenced");
+            assert!(
+                err.to_string().contains("NOT fenced at the storage"),
+                "{err}"
+            );
+        }
+        assert!(
+            by_reservation("mn1", "0xb", "0xa", &[]).is_err(),
+            "no LUN is no proof"
+        );
     }
 }

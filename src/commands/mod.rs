@@ -47,6 +47,8 @@ pub enum CommandError {
     Record(#[from] crate::disks::record::RecordError),
     #[error(transparent)]
     Moved(#[from] crate::takeover::moved::MovedError),
+    #[error(transparent)]
+    San(#[from] crate::takeover::san::SanError),
     #[error("{0}")]
     Refused(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
@@ -178,6 +180,9 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
             }
         ),
         fence::FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
+        fence::FenceMethod::Reservation { luns, victim_key } => {
+            format!("key {victim_key} preempted on {}", luns.join(", "))
+        }
     };
     Ok(Report {
         human: format!(

@@ -57,6 +57,17 @@ pub enum PrError {
     NotVerified { lun: String, detail: String },
     #[error("'{0}' is not a reservation key: write 0x and up to 16 hex digits")]
     BadKey(String),
+    #[error(
+        "LUN {lun}: this node's key {key} is registered on no path (holder: {holder}). \
+         Either the peer preempted it, because it is taking over at the same moment and \
+         won: stop, the peer owns the storage; or this node was never registered: run \
+         `hamn pr unfence --all-shared` at boot, as the setup in hamn(8) says"
+    )]
+    NotRegistered {
+        lun: String,
+        key: String,
+        holder: String,
+    },
 }
 
 /// A LUN and the device node of each of its paths.
@@ -203,7 +214,7 @@ fn basic_params(key: Key, sa_key: Key) -> OutParams {
     }
 }
 
-fn key_text(k: Key) -> String {
+pub fn key_text(k: Key) -> String {
     format!("0x{:016x}", k.0)
 }
 
@@ -529,7 +540,79 @@ pub fn preempt(
     profile: Option<&StorageProfile>,
     _fenced: &Fenced,
 ) -> Result<LunReport, PrError> {
-    let mut report = register(lun, key)?;
+    let report = register(lun, key)?;
+    preempt_through(lun, key, victim, ty, profile, report, &lun.paths, false)
+}
+
+/// The takeover's preempt, and its tie-breaker when both nodes take over at once: the
+/// PREEMPT is atomic at the target, and it is sent only through paths where this node's
+/// key is still registered. The node that loses finds its key gone from every path and
+/// stops; it must not register again first, or it would undo the winner's preempt.
+/// Only after a successful preempt are this node's remaining paths registered.
+pub fn preempt_tiebreak(
+    lun: &Lun,
+    key: Key,
+    victim: Key,
+    ty: PrType,
+    profile: Option<&StorageProfile>,
+) -> Result<LunReport, PrError> {
+    let before = status(lun)?;
+    let unread: Vec<String> = before
+        .paths
+        .iter()
+        .filter(|p| !p.ok)
+        .map(|p| format!("{} ({})", p.path, p.error.as_deref().unwrap_or("?")))
+        .collect();
+    if !unread.is_empty() {
+        return Err(PrError::Failed {
+            lun: lun.name.clone(),
+            op: "read keys before the preempt",
+            detail: unread.join("; "),
+        });
+    }
+    let own = key_text(key);
+    let registered: Vec<PathBuf> = lun
+        .paths
+        .iter()
+        .zip(&before.paths)
+        .filter(|(_, r)| r.keys.contains(&own))
+        .map(|(p, _)| p.clone())
+        .collect();
+    if registered.is_empty() {
+        let holder = before
+            .paths
+            .iter()
+            .find_map(|p| p.holder.clone())
+            .unwrap_or_else(|| "none".into());
+        return Err(PrError::NotRegistered {
+            lun: lun.name.clone(),
+            key: own,
+            holder,
+        });
+    }
+    preempt_through(
+        lun,
+        key,
+        victim,
+        ty,
+        profile,
+        new_report(lun),
+        &registered,
+        true,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn preempt_through(
+    lun: &Lun,
+    key: Key,
+    victim: Key,
+    ty: PrType,
+    profile: Option<&StorageProfile>,
+    mut report: LunReport,
+    through: &[PathBuf],
+    register_after: bool,
+) -> Result<LunReport, PrError> {
     // The storage profile may know that the target lacks PREEMPT AND ABORT (tgtd):
     // then PREEMPT at once instead of a rejected command per attempt.
     let first_action = match profile {
@@ -575,7 +658,7 @@ pub fn preempt(
         }
         done = true;
     }
-    let to_try: &[PathBuf] = if done { &[] } else { &lun.paths };
+    let to_try: &[PathBuf] = if done { &[] } else { through };
     for p in to_try {
         let dev = match open(p) {
             Ok(d) => d,
@@ -617,6 +700,26 @@ pub fn preempt(
             op: "preempt",
             detail: failed.join("; "),
         });
+    }
+    if register_after {
+        let r = register(lun, key)?;
+        report.notes.extend(r.notes);
+    }
+    // A peer that died before it reserved leaves no reservation for PREEMPT to move: the
+    // preempt removed its key, and this node reserves now.
+    let mid = status(lun)?;
+    if mid.paths.iter().all(|p| p.ok && p.holder.is_none()) {
+        report
+            .notes
+            .push("no reservation existed: the victim's key was removed, then reserved".into());
+        single_path(
+            lun,
+            "reserve",
+            OutAction::Reserve,
+            Some(ty),
+            &basic_params(key, Key(0)),
+            &mut report,
+        )?;
     }
     // Read back on every path.
     let after = status(lun)?;

@@ -2,4 +2,6 @@
 //! (fence, disks, scsi, fs) know their hardware. `moved` is xCAT's recipe 1 (the failed
 //! node's disks moved into this box).
 
+pub mod journal;
 pub mod moved;
+pub mod san;
