@@ -57,6 +57,10 @@ pub enum Command {
     },
     /// Take over from the failed node: fence it, take its storage, check, mount
     Takeover(TakeoverArgs),
+    /// On the owner: unmount and release the shared storage so the other node can take over
+    Giveback(GivebackArgs),
+    /// Peer power, reservation holder per LUN, arrays, mounts, and the takeover journal
+    Status(StatusArgs),
     /// Show the BMC hardware profiles hamn knows and where they come from
     Profiles,
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
@@ -147,6 +151,23 @@ pub struct TakeoverArgs {
     /// Skip power fencing: the admin confirms the failed node is off or disconnected (logged)
     #[arg(long)]
     pub i_know_the_peer_is_off: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GivebackArgs {
+    /// Print the exact plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The peer to report on [default: [takeover] peer, else the only peer]
+    #[arg(long, value_name = "NODE")]
+    pub peer: Option<String>,
+    /// Do not contact the peer's BMC (its power state is then not shown)
+    #[arg(long)]
+    pub no_bmc: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,4 +23,5 @@ pub mod net;
 pub mod profiles;
 pub mod scsi;
 pub mod secret;
+pub mod svc;
 pub mod takeover;

@@ -13,8 +13,31 @@ use support::lab::{GuestSpec, Lun, LunSpec, San, run_guest, run_guests};
 /// Storage-only fencing: the lab's BMC path is tested elsewhere (fence_ipmi_sim.rs).
 /// Without `mount`, the takeover is the storage fencing alone (the race).
 fn config(node: &str, peer: &str, mount: bool) -> String {
+    // With the mount come the service IP and two stand-in services, the second of which
+    // is ready only once the first is (the database before xcatd).
     let mount = if mount {
-        "[[takeover.mount]]\ndevice = \"LABEL=xcatinstall\"\nmountpoint = \"/install\"\ntype = \"ext4\"\n"
+        r#"[[takeover.mount]]
+device = "LABEL=xcatinstall"
+mountpoint = "/install"
+type = "ext4"
+
+[takeover.service_ip]
+address = "192.168.60.10/24"
+interface = "eth0"
+
+[[takeover.service]]
+name = "database"
+start = ["touch", "/run/database.up"]
+ready = ["test", "-e", "/run/database.up"]
+stop = ["rm", "-f", "/run/database.up"]
+
+[[takeover.service]]
+name = "xcatd"
+start = ["sh", "-c", "test -e /run/database.up && touch /run/xcatd.up"]
+ready = ["test", "-e", "/run/xcatd.up"]
+stop = ["rm", "-f", "/run/xcatd.up"]
+timeout = 10
+"#
     } else {
         ""
     };
@@ -40,11 +63,19 @@ password_env = "HAMN_UNUSED"
 const PRELUDE: &str = r#"
 modprobe ext4
 map=$(multipath -ll | awk '/ dm-/ {print $3; exit}')
+ip link set eth0 up 2>/dev/null
 "#;
 
 fn node(name: &str, peer: &str, lun: &Lun, script: &str, mount: bool) -> GuestSpec {
     let mut g = GuestSpec::new(name, &format!("{PRELUDE}\n{script}"));
     g.luns = vec![(lun.clone(), 2)];
+    // A NIC for the service IP (no traffic leaves QEMU: restrict=on).
+    g.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0,restrict=on".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
     g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
     g.with_file("/etc/hamn/hamn.toml", config(name, peer, mount).as_bytes());
     g
@@ -71,10 +102,43 @@ hamn takeover --dry-run > /out/dry-run.txt 2>&1; echo $? > /out/dry-run.rc
 hamn --json takeover > /out/takeover.json 2> /out/takeover.err; echo $? > /out/takeover.rc
 tail -1 /install/synced > /out/last-line.txt 2>&1
 grep install /proc/mounts > /out/mounts.txt
+ip -4 addr show dev eth0 > /out/ip.txt
+for f in database xcatd; do [ -e /run/$f.up ] && echo "$f up"; done > /out/services.txt
 hamn --json pr status $map > /out/status.json
 cat /var/lib/hamn/takeover.json > /out/journal.json
 # A second run: everything is in place and proven again.
 hamn takeover > /out/rerun.txt 2>&1; echo $? > /out/rerun.rc
+# kill -9 right after each step in turn (so: during the next), then run again.
+n=0
+for step in fence-storage "check /install" "mount /install" "service-ip 192.168.60.10/24" "service database"; do
+    n=$((n + 1))
+    hamn giveback > /out/giveback-$n.txt 2>&1; echo $? > /out/giveback-$n.rc
+    hamn --json takeover > /tmp/events 2>&1 &
+    pid=$!
+    while [ -d /proc/$pid ] && ! grep -q "\"step\":\"$step\"" /tmp/events; do sleep 0.02; done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    cp /tmp/events /out/killed-$n.txt
+    hamn takeover > /out/resume-$n.txt 2>&1; echo $? > /out/resume-$n.rc
+    grep -c " /install ext4 rw" /proc/mounts > /out/resume-$n-mounted.txt
+    tail -1 /install/synced > /out/resume-$n-line.txt 2>&1
+done
+hamn status --no-bmc > /out/status.txt 2>&1
+# Hand back: the other node takes over next.
+hamn giveback > /out/final-giveback.txt 2>&1; echo $? > /out/final-giveback.rc
+grep -c " /install " /proc/mounts > /out/after-giveback.txt
+ip -4 addr show dev eth0 > /out/ip-after-giveback.txt
+for f in database xcatd; do [ -e /run/$f.up ] && echo "$f up"; done > /out/services-after-giveback.txt
+exit 0
+"#;
+
+/// mn1 is back and takes its storage back from mn2 after mn2's giveback.
+const MN1_BACK: &str = r#"
+set +e
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+tail -1 /install/synced > /out/last-line.txt 2>&1
 exit 0
 "#;
 
@@ -96,7 +160,10 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
     let lun = san.add_lun(&LunSpec::new(1));
     let mn1 = run_guest(&node("mn1", "mn2", &lun, MN1_PRIMARY, true));
     mn1.assert_ok();
-    let mn2 = run_guest(&node("mn2", "mn1", &lun, MN2_STANDBY, true));
+    let mut standby = node("mn2", "mn1", &lun, MN2_STANDBY, true);
+    // Six takeovers and five givebacks under TCG: about 2 min.
+    standby.timeout = std::time::Duration::from_secs(400);
+    let mn2 = run_guest(&standby);
     mn2.assert_ok();
 
     let dry = mn2.out("dry-run.txt");
@@ -128,9 +195,23 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
     let steps: Vec<&str> = lines.iter().filter_map(|v| v["step"].as_str()).collect();
     assert_eq!(
         steps,
-        ["fence-storage", "check /install", "mount /install"],
+        [
+            "fence-storage",
+            "check /install",
+            "mount /install",
+            "service-ip 192.168.60.10/24",
+            "service database",
+            "service xcatd"
+        ],
         "{lines:?}"
     );
+    assert!(
+        mn2.out("ip.txt").contains("192.168.60.10/24"),
+        "{}",
+        mn2.out("ip.txt")
+    );
+    let services = mn2.out("services.txt");
+    assert_eq!(services, "database up\nxcatd up\n", "both services started");
     assert_eq!(lines.last().expect("summary")["peer"], "mn1");
 
     assert_eq!(
@@ -156,6 +237,56 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
     assert_eq!(rc(&mn2, "rerun.rc"), 0, "{rerun}");
     assert!(rerun.contains("in place"), "{rerun}");
     assert!(rerun.contains("continuing an earlier run"), "{rerun}");
+
+    // Killed after each step in turn: the rerun reaches the same end state.
+    for n in 1..=5 {
+        assert_eq!(
+            rc(&mn2, &format!("giveback-{n}.rc")),
+            0,
+            "{}",
+            mn2.out(&format!("giveback-{n}.txt"))
+        );
+        let resume = mn2.out(&format!("resume-{n}.txt"));
+        assert_eq!(
+            rc(&mn2, &format!("resume-{n}.rc")),
+            0,
+            "rerun after kill -9 #{n} (events before the kill: {}):\n{resume}",
+            mn2.out(&format!("killed-{n}.txt"))
+        );
+        assert_eq!(
+            mn2.out(&format!("resume-{n}-mounted.txt")).trim(),
+            "1",
+            "{resume}"
+        );
+        assert_eq!(mn2.out(&format!("resume-{n}-line.txt")).trim(), "line 19");
+        assert!(
+            resume.contains("xcatd"),
+            "services up after rerun #{n}:\n{resume}"
+        );
+    }
+    let status = mn2.out("status.txt");
+    assert!(status.contains("held by this node"), "{status}");
+    assert!(status.contains("/install: mounted"), "{status}");
+    assert!(status.contains("complete"), "{status}");
+
+    // Giveback on mn2, then mn1 takes its storage back.
+    assert_eq!(
+        rc(&mn2, "final-giveback.rc"),
+        0,
+        "{}",
+        mn2.out("final-giveback.txt")
+    );
+    assert_eq!(mn2.out("after-giveback.txt").trim(), "0");
+    assert!(!mn2.out("ip-after-giveback.txt").contains("192.168.60.10"));
+    assert_eq!(
+        mn2.out("services-after-giveback.txt"),
+        "",
+        "services stopped"
+    );
+    let back = run_guest(&node("mn1", "mn2", &lun, MN1_BACK, true));
+    back.assert_ok();
+    assert_eq!(rc(&back, "takeover.rc"), 0, "{}", back.out("takeover.txt"));
+    assert_eq!(back.out("last-line.txt").trim(), "line 19");
 }
 
 /// Both nodes alive, both registered, mn1 holding: each takes over from the other.
@@ -225,4 +356,182 @@ fn two_nodes_taking_over_at_once_leave_exactly_one_owner() {
             "only the winner: {p}"
         );
     }
+}
+
+/// mn2's hamn.toml for the end-to-end test: storage and power fencing, mn1's BMC is the
+/// host's ipmi_sim (10.0.2.2 inside QEMU's user network is the host's loopback).
+fn config_with_bmc(bmc_port: u16, password_env: &str) -> String {
+    format!(
+        r#"node = "mn2"
+
+[takeover]
+peer = "mn1"
+
+[[takeover.mount]]
+device = "LABEL=xcatinstall"
+mountpoint = "/install"
+type = "ext4"
+
+[peers.mn1]
+fencing = ["storage", "power"]
+
+[peers.mn1.bmc]
+address = "10.0.2.2"
+port = {bmc_port}
+user = "admin"
+password_env = "{password_env}"
+profile = "openipmi-sim"
+"#
+    )
+}
+
+/// mn1 holds the LUN and appends a line every 200 ms until it is powered off. A line is
+/// reported synced only when its fsync succeeded: after mn2's preempt, mn1's writes fail
+/// at the array (sync(1) would not say so).
+const MN1_WRITING: &str = r#"
+set -e
+hamn pr reserve $map > /dev/null 2>&1
+mkfs.ext4 -q -L xcatinstall /dev/$map
+mkdir -p /install && mount /dev/$map /install
+set +e
+i=0
+while true; do
+    if echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none 2>/dev/null; then
+        echo "MN1-SYNCED $i"
+    else
+        echo "MN1-WRITE-FAILED $i"
+    fi
+    i=$((i + 1))
+    sleep 0.2
+done
+"#;
+
+const MN2_TAKEOVER: &str = r#"
+set +e
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+export HAMN_BMC_PW=hamn-test-pw HAMN_WRONG_PW=not-the-password
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn --json pr status $map > /out/keys-before.json
+# The BMC refuses (wrong password): nothing may be touched.
+hamn --config /etc/hamn/wrong-bmc.toml takeover > /out/refused.txt 2>&1; echo $? > /out/refused.rc
+hamn --json pr status $map > /out/keys-after-refusal.json
+grep -c install /proc/mounts > /out/mounted-after-refusal.txt
+# The real takeover.
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+tail -1 /install/synced > /out/last-line.txt 2>&1
+exit 0
+"#;
+
+fn keys(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("pr status JSON");
+    v["luns"][0]["paths"]
+        .as_array()
+        .expect("paths")
+        .iter()
+        .flat_map(|p| p["keys"].as_array().cloned().unwrap_or_default())
+        .map(|k| k.as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn the_standby_powers_off_the_writing_primary_through_its_bmc_and_takes_over() {
+    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(3));
+    let Some(bmc) = support::sim::SimBmc::start(support::sim::SimOptions {
+        initially_on: false,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("ipmi_sim: {e}")) else {
+        return;
+    };
+
+    // mn1 runs and writes; its QEMU becomes the server mn1's BMC powers.
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_WRITING, true));
+    mn1.guest.wait_for_line("MN1-SYNCED 3");
+    bmc.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    assert!(bmc.server_alive(), "mn1 is 'on' for its BMC");
+
+    let mut spec = GuestSpec::new("mn2", &format!("{PRELUDE}\n{MN2_TAKEOVER}"));
+    spec.luns = vec![(lun.clone(), 2)];
+    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    let port = bmc.addr().port();
+    spec.with_file(
+        "/etc/hamn/hamn.toml",
+        config_with_bmc(port, "HAMN_BMC_PW").as_bytes(),
+    );
+    spec.with_file(
+        "/etc/hamn/wrong-bmc.toml",
+        config_with_bmc(port, "HAMN_WRONG_PW").as_bytes(),
+    );
+    spec.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
+    let mn2 = run_guest(&spec);
+    mn2.assert_ok();
+
+    // The BMC refused: exit 1, the BMC and the override named, storage untouched.
+    let refused = mn2.out("refused.txt");
+    assert_eq!(rc(&mn2, "refused.rc"), 1, "{refused}");
+    assert!(refused.contains("10.0.2.2"), "names the BMC: {refused}");
+    assert!(
+        refused.contains("--i-know-the-peer-is-off"),
+        "names the override: {refused}"
+    );
+    assert!(refused.contains("storage is untouched"), "{refused}");
+    assert_eq!(
+        keys(&mn2.out("keys-before.json")),
+        keys(&mn2.out("keys-after-refusal.json")),
+        "READ KEYS unchanged after the refusal"
+    );
+    assert_eq!(mn2.out("mounted-after-refusal.txt").trim(), "0");
+
+    // The takeover: mn1 powered off by its BMC, its key preempted, its data mounted.
+    let takeover = mn2.out("takeover.txt");
+    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{takeover}");
+    for step in [
+        "bmc-check",
+        "fence-storage",
+        "fence-power",
+        "check /install",
+        "mount /install",
+    ] {
+        assert!(takeover.contains(step), "{step} missing:\n{takeover}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !mn1.guest.qemu_exited() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        mn1.guest.qemu_exited(),
+        "mn1's QEMU is gone: the BMC powered it off"
+    );
+    assert!(!bmc.server_alive());
+    // Every line mn1 reported synced is on the LUN mn2 mounted.
+    let synced = mn1
+        .guest
+        .console()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("MN1-SYNCED "))
+        .filter_map(|n| n.trim().parse::<u32>().ok())
+        .max()
+        .expect("mn1 synced lines");
+    let last: u32 = mn2
+        .out("last-line.txt")
+        .trim()
+        .strip_prefix("line ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("mn2 read: {}", mn2.out("last-line.txt")));
+    assert!(
+        last >= synced,
+        "mn2 reads line {last}; mn1 had synced line {synced}"
+    );
 }

@@ -22,6 +22,7 @@ pub const EXIT_CONFIG: u8 = 3;
 pub const EXIT_ACCEPTABLE: u8 = 4;
 
 mod moved;
+mod takeover;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -49,6 +50,8 @@ pub enum CommandError {
     Moved(#[from] crate::takeover::moved::MovedError),
     #[error(transparent)]
     San(#[from] crate::takeover::san::SanError),
+    #[error(transparent)]
+    Giveback(#[from] crate::takeover::giveback::GivebackError),
     #[error("{0}")]
     Refused(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
@@ -88,6 +91,8 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
             None => disks_cmd(args),
         },
         Command::Takeover(args) => moved::takeover_cmd(cli, args),
+        Command::Giveback(args) => takeover::giveback_cmd(cli, args),
+        Command::Status(args) => takeover::status_cmd(cli, args),
         Command::Pr { action } => pr_cmd(cli, action),
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),

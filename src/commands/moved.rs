@@ -210,7 +210,7 @@ pub fn verify_cmd(cli: &Cli, args: &VerifyArgs) -> Result<Report, CommandError> 
 
 pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError> {
     if !args.moved_disks {
-        return san_takeover(cli, args);
+        return super::takeover::san_takeover(cli, args);
     }
     let cfg = optional_config(cli)?;
     let path = manifest_path(args.manifest.as_deref(), cfg.as_ref());
@@ -344,69 +344,6 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
     }
     Ok(Report {
         human: human.join("\n"),
-        json: serde_json::to_value(&outcome).unwrap_or_default(),
-        exit: EXIT_OK,
-    })
-}
-
-/// `hamn takeover` of shared SAN storage: the plan from hamn.toml, journaled.
-fn san_takeover(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError> {
-    use crate::takeover::san;
-    if args.manifest.is_some() || args.accept_degraded || args.read_write {
-        return Err(CommandError::Usage(
-            "--manifest, --accept-degraded and --read-write belong to --moved-disks".into(),
-        ));
-    }
-    let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
-    let peer = san::peer(&cfg, args.peer.as_deref())?;
-    if args.i_know_the_peer_is_off {
-        return Err(CommandError::Usage(format!(
-            "the SAN takeover fences {} itself (peers.{}.fencing); \
-             --i-know-the-peer-is-off is for --moved-disks and `hamn pr preempt`",
-            peer.name, peer.name
-        )));
-    }
-    let steps = san::plan(&cfg, peer)?;
-    if args.dry_run {
-        let mut out = vec![format!(
-            "plan to take over from {} (nothing is changed by --dry-run):",
-            peer.name
-        )];
-        for (i, s) in steps.iter().enumerate() {
-            out.push(format!("{}. {}", i + 1, s.id()));
-            out.extend(s.commands().into_iter().map(|c| format!("     {c}")));
-        }
-        return Ok(Report {
-            human: out.join("\n"),
-            json: json!({"dry_run": true, "peer": peer.name, "steps": steps.iter().map(|s| json!({"id": s.id(), "commands": s.commands(), "step": s})).collect::<Vec<_>>()}),
-            exit: EXIT_OK,
-        });
-    }
-    let json_stream = cli.json;
-    let mut progress = |e: &san::Event| {
-        if json_stream {
-            println!("{}", serde_json::to_string(e).unwrap_or_default());
-        } else {
-            eprintln!(
-                "hamn: {:<18} {:<8} {} ({:.2} s)",
-                e.step, e.outcome, e.detail, e.seconds
-            );
-        }
-    };
-    let outcome = san::run(&cfg, peer, &steps, &mut progress)?;
-    let total: f64 = outcome.events.iter().map(|e| e.seconds).sum();
-    Ok(Report {
-        human: format!(
-            "took over from {}: {} step(s) in {total:.2} s{} (journal {})",
-            outcome.peer,
-            outcome.events.len(),
-            if outcome.resumed {
-                ", continuing an earlier run"
-            } else {
-                ""
-            },
-            outcome.journal.display()
-        ),
         json: serde_json::to_value(&outcome).unwrap_or_default(),
         exit: EXIT_OK,
     })

@@ -65,12 +65,21 @@ pub enum SanError {
     Profile(#[from] crate::profiles::ProfileError),
     #[error("{0}")]
     Power(String),
+    #[error(transparent)]
+    Svc(#[from] crate::svc::SvcError),
 }
 
 /// One step of the plan, as shown by --dry-run and recorded in the journal.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
+    /// Before any storage step: open a session to the peer's BMC and read the power
+    /// state. A BMC that refuses or does not answer stops the takeover here, with the
+    /// storage untouched (the power fence would fail later, after the preempt).
+    BmcCheck {
+        peer: String,
+        bmc: String,
+    },
     FenceStorage {
         peer: String,
         victim_key: String,
@@ -87,16 +96,26 @@ pub enum Step {
     Mount {
         mount: MountConfig,
     },
+    /// The address xCAT's clients use, after checking nobody else answers for it.
+    ServiceIp {
+        ip: crate::svc::ServiceIp,
+    },
+    Service {
+        service: crate::svc::Service,
+    },
 }
 
 impl Step {
     /// Stable name in the journal.
     pub fn id(&self) -> String {
         match self {
+            Step::BmcCheck { .. } => "bmc-check".into(),
             Step::FenceStorage { .. } => "fence-storage".into(),
             Step::FencePower { .. } => "fence-power".into(),
             Step::Check { mount } => format!("check {}", mount.mountpoint.display()),
             Step::Mount { mount } => format!("mount {}", mount.mountpoint.display()),
+            Step::ServiceIp { ip } => format!("service-ip {}/{}", ip.address, ip.prefix),
+            Step::Service { service } => format!("service {}", service.name),
         }
     }
 
@@ -136,6 +155,10 @@ impl Step {
                 }
                 v
             }
+            Step::BmcCheck { peer, bmc } => vec![format!(
+                "IPMI session to {bmc} ({peer}) and one power status read, changing nothing \
+                 (like: ipmitool -I lanplus -H {bmc} chassis power status)"
+            )],
             Step::FencePower { peer, bmc } => vec![format!(
                 "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
                  (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
@@ -147,6 +170,8 @@ impl Step {
                 shown_device(mount).display(),
                 mount.mountpoint.display()
             )],
+            Step::ServiceIp { ip } => crate::svc::ip_plan(ip),
+            Step::Service { service } => crate::svc::service_plan(service),
         }
     }
 }
@@ -169,6 +194,12 @@ pub fn plan(cfg: &Config, peer: &Peer) -> Result<Vec<Step>, SanError> {
         });
     }
     let mut steps = Vec::new();
+    if peer.fencing.contains(&FencingKind::Power) {
+        steps.push(Step::BmcCheck {
+            peer: peer.name.clone(),
+            bmc: peer.bmc.address.clone(),
+        });
+    }
     if peer.fencing.contains(&FencingKind::Storage) {
         let inv = crate::disks::inventory()?;
         let luns = reserve::shared_luns(&inv, &cfg.storage.shared)?;
@@ -191,7 +222,35 @@ pub fn plan(cfg: &Config, peer: &Peer) -> Result<Vec<Step>, SanError> {
     for m in &cfg.takeover.mounts {
         steps.push(Step::Mount { mount: m.clone() });
     }
+    if let Some(ip) = &cfg.takeover.service_ip {
+        steps.push(Step::ServiceIp {
+            ip: crate::svc::ServiceIp::parse(ip)?,
+        });
+    }
+    for service in crate::svc::services(&cfg.takeover)? {
+        steps.push(Step::Service { service });
+    }
     Ok(steps)
+}
+
+/// One power status read through the peer's BMC (no change).
+pub fn bmc_power_state(peer: &Peer) -> Result<String, String> {
+    use crate::bmc::{IpmiBmc, PowerControl};
+    let profiles = crate::profiles::Profiles::load().map_err(|e| e.to_string())?;
+    let pre =
+        crate::commands::profile_before_contact(peer, &profiles).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + pre.timeout.min(std::time::Duration::from_secs(10));
+    let mut bmc = IpmiBmc::connect(
+        peer,
+        &profiles,
+        deadline,
+        crate::bmc::lanplus::Backoff::default(),
+    )
+    .map_err(|e| format!("{}'s BMC {}: {e}", peer.name, peer.bmc.address))?;
+    let st = bmc.power_state(deadline);
+    bmc.close();
+    st.map(|s| s.to_string())
+        .map_err(|e| format!("{}'s BMC {}: {e}", peer.name, peer.bmc.address))
 }
 
 /// The device node a mount's UUID=/LABEL= names now, for plans; the spec if none.
@@ -316,6 +375,30 @@ pub fn run(
                 );
                 proofs.push(proof);
             }
+            Step::BmcCheck { bmc, .. } => {
+                let state = bmc_power_state(peer);
+                match state {
+                    Ok(st) => {
+                        j.record(&id, State::Done, &format!("power {st}"))?;
+                        emit(
+                            &id,
+                            "done",
+                            format!("{bmc} answers: {} is {st}", peer.name),
+                            t,
+                        );
+                    }
+                    Err(e) => {
+                        j.record(&id, State::Failed, &e)?;
+                        return Err(SanError::Power(format!(
+                            "{e}\nNothing was done: the storage is untouched and nothing is \
+                             mounted. Fix the BMC, or, if {peer} is confirmed off or \
+                             disconnected, take its storage with `hamn pr preempt --victim \
+                             {peer} --all-shared --i-know-the-peer-is-off` (logged)",
+                            peer = peer.name
+                        )));
+                    }
+                }
+            }
             Step::FencePower { .. } => {
                 let profiles = crate::profiles::Profiles::load()?;
                 let proof = crate::commands::fence_peer(peer, &profiles, None)
@@ -424,6 +507,67 @@ pub fn run(
                     format!("{} on {}", m.device.display(), m.mountpoint.display()),
                     t,
                 );
+            }
+            // Nothing is served from storage that failed its check.
+            Step::ServiceIp { .. } | Step::Service { .. } if !failures.is_empty() => {
+                return Err(SanError::Checks {
+                    count: failures.len(),
+                    list: failures.join("\n"),
+                });
+            }
+            Step::ServiceIp { ip } => {
+                let Some(proof) = proofs.last() else {
+                    return Err(SanError::NoFencing {
+                        peer: peer.name.clone(),
+                    });
+                };
+                match crate::svc::bring_up(ip, proof) {
+                    Ok(o) => {
+                        j.record(&id, State::Done, &format!("{o:?}"))?;
+                        let (outcome, what) = match o {
+                            crate::svc::IpOutcome::Added => ("done", "added and announced"),
+                            crate::svc::IpOutcome::AlreadyPresent => {
+                                ("in place", "already here; announced again")
+                            }
+                        };
+                        emit(
+                            &id,
+                            outcome,
+                            format!("{}/{} on {}: {what}", ip.address, ip.prefix, ip.interface),
+                            t,
+                        );
+                    }
+                    Err(e) => {
+                        j.record(&id, State::Failed, &e.to_string())?;
+                        return Err(e.into());
+                    }
+                }
+            }
+            Step::Service { service } => {
+                let Some(proof) = proofs.last() else {
+                    return Err(SanError::NoFencing {
+                        peer: peer.name.clone(),
+                    });
+                };
+                match crate::svc::start(service, proof) {
+                    Ok(o) => {
+                        j.record(&id, State::Done, &format!("{o:?}"))?;
+                        let (outcome, what) = match o {
+                            crate::svc::StartOutcome::AlreadyReady => {
+                                ("in place", "already ready".to_string())
+                            }
+                            crate::svc::StartOutcome::Started { waited } => (
+                                "done",
+                                format!("started, ready after {:.1} s", waited.as_secs_f64()),
+                            ),
+                        };
+                        emit(&id, outcome, format!("{}: {what}", service.name), t);
+                    }
+                    Err(e) => {
+                        j.record(&id, State::Failed, &e.to_string())?;
+                        return Err(e.into());
+                    }
+                }
             }
         }
     }

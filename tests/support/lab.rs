@@ -635,6 +635,22 @@ fn boot(spec: &GuestSpec) -> GuestRun {
     RunningGuest::spawn(spec).finish()
 }
 
+/// A guest left running while the test goes on (a primary that a BMC will power off),
+/// holding one guest slot until dropped.
+pub struct Background {
+    pub guest: RunningGuest,
+    _slot: Slots,
+}
+
+/// Boots `spec` and returns at once; see `Background`.
+pub fn spawn_guest(spec: &GuestSpec) -> Background {
+    let slot = Slots::take(1);
+    Background {
+        guest: RunningGuest::spawn(spec),
+        _slot: slot,
+    }
+}
+
 /// A booted guest whose QEMU is killed by PID when this is dropped.  `run_guest` is
 /// `spawn` + `finish`; long-lived guests (the LIO SAN guest) wait for their own lines.
 pub struct RunningGuest {
@@ -677,6 +693,16 @@ impl RunningGuest {
 
     pub fn console(&self) -> String {
         read_console(&self.dir)
+    }
+
+    /// QEMU's PID while this handle owns it.
+    pub fn qemu_pid(&self) -> Option<u32> {
+        self.qemu.as_ref().map(|q| q.pid())
+    }
+
+    /// True once QEMU has exited (killed by a BMC, or powered off); reaps it.
+    pub fn qemu_exited(&mut self) -> bool {
+        self.qemu.as_mut().is_none_or(|q| q.exited().is_some())
     }
 
     /// Waits until `found` returns Some for the console text; panics naming the guest,

@@ -267,6 +267,17 @@ impl SimBmc {
     }
 
     /// The simulated server is running.  A zombie counts as dead.
+    /// Makes an already running process (a lab guest's QEMU) the server this BMC powers:
+    /// power off then SIGKILLs it, and power status follows whether it lives.
+    pub fn adopt_server(&self, pid: u32) {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_else(|e| panic!("adopt server {pid}: {e}"));
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+        let start = rest.split_whitespace().nth(19).expect("starttime field");
+        let pidfile = self.dir.join("state").join("server.pid");
+        fs::write(&pidfile, format!("{pid} {start}\n")).expect("write server.pid");
+    }
+
     pub fn server_alive(&self) -> bool {
         self.server_pid().is_some()
     }

@@ -1,0 +1,251 @@
+//! `hamn status`: what an admin looks at first, on either node. Everything is read, never
+//! changed; what cannot be read is shown as unknown with the reason, not guessed.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::journal::{self, Journal};
+use crate::config::{Config, Peer};
+use crate::scsi::pr::Key;
+use crate::scsi::reserve;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub node: String,
+    pub own_key: String,
+    pub peer: Option<PeerPower>,
+    pub luns: Vec<LunHolder>,
+    pub arrays: Vec<ArrayState>,
+    pub mounts: Vec<MountState>,
+    pub journal: Option<JournalSummary>,
+    /// What could not be read.
+    pub unknown: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PeerPower {
+    pub name: String,
+    pub key: String,
+    /// "on", "off", or why it is unknown.
+    pub power: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LunHolder {
+    pub lun: String,
+    pub holder: Option<String>,
+    /// "this node", "the peer", "another key", "nobody", "unknown".
+    pub held_by: String,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ArrayState {
+    pub name: String,
+    pub state: Option<String>,
+    pub degraded: Option<bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MountState {
+    pub mountpoint: PathBuf,
+    pub device: String,
+    pub mounted: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct JournalSummary {
+    pub path: PathBuf,
+    pub peer: String,
+    pub complete: bool,
+    /// Each step's last state.
+    pub steps: Vec<(String, String)>,
+}
+
+pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
+    let own = reserve::key_text(Key(cfg.own_key()));
+    let mut unknown = Vec::new();
+    let peer_power = peer.map(|p| PeerPower {
+        name: p.name.clone(),
+        key: reserve::key_text(Key(p.pr_key())),
+        power: if contact_bmc {
+            match super::san::bmc_power_state(p) {
+                Ok(s) => s,
+                Err(e) => format!("unknown: {e}"),
+            }
+        } else {
+            "not asked (--no-bmc)".into()
+        },
+    });
+    let mut luns = Vec::new();
+    let mut arrays = Vec::new();
+    match crate::disks::inventory() {
+        Ok(inv) => {
+            arrays = inv
+                .md
+                .iter()
+                .map(|a| ArrayState {
+                    name: a.name.clone().unwrap_or_else(|| a.kernel_name.clone()),
+                    state: a.state.clone(),
+                    degraded: a.degraded,
+                })
+                .collect();
+            match reserve::shared_luns(&inv, &cfg.storage.shared) {
+                Ok(list) => {
+                    for lun in &list {
+                        let r = reserve::status(lun);
+                        let (holder, keys, readable) = match &r {
+                            Ok(rep) => {
+                                let ok: Vec<_> = rep.paths.iter().filter(|p| p.ok).collect();
+                                (
+                                    ok.first().and_then(|p| p.holder.clone()),
+                                    ok.first().map(|p| p.keys.clone()).unwrap_or_default(),
+                                    !ok.is_empty(),
+                                )
+                            }
+                            Err(e) => {
+                                unknown.push(format!("LUN {}: {e}", lun.name));
+                                (None, Vec::new(), false)
+                            }
+                        };
+                        let held_by = match (&holder, readable) {
+                            (_, false) => "unknown",
+                            (None, true) => "nobody",
+                            (Some(h), _) if *h == own => "this node",
+                            (Some(h), _) if peer_power.as_ref().is_some_and(|p| *h == p.key) => {
+                                "the peer"
+                            }
+                            (Some(_), _) => "another key",
+                        };
+                        luns.push(LunHolder {
+                            lun: lun.name.clone(),
+                            holder,
+                            held_by: held_by.into(),
+                            keys,
+                        });
+                    }
+                }
+                Err(e) => unknown.push(format!("shared LUNs: {e}")),
+            }
+        }
+        Err(e) => unknown.push(format!("disks: {e}")),
+    }
+    let mounts = cfg
+        .takeover
+        .mounts
+        .iter()
+        .map(|m| {
+            let dev = super::san::resolve_device(&m.device);
+            let mounted = dev.as_ref().is_some_and(|d| {
+                crate::fs::mountpoints_of(d)
+                    .unwrap_or_default()
+                    .contains(&m.mountpoint)
+            });
+            MountState {
+                mountpoint: m.mountpoint.clone(),
+                device: dev.map_or(m.device.clone(), |d| d.display().to_string()),
+                mounted,
+            }
+        })
+        .collect();
+    let jpath = cfg
+        .takeover
+        .journal
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(journal::DEFAULT_PATH));
+    let journal = match Journal::load(&jpath) {
+        Ok(Some(j)) => {
+            let mut steps: Vec<(String, String)> = Vec::new();
+            for e in &j.entries {
+                let state = format!("{:?}", e.state).to_lowercase();
+                match steps.iter_mut().find(|(s, _)| *s == e.step) {
+                    Some(slot) => slot.1 = state,
+                    None => steps.push((e.step.clone(), state)),
+                }
+            }
+            Some(JournalSummary {
+                path: jpath,
+                peer: j.peer.clone(),
+                complete: j.complete,
+                steps,
+            })
+        }
+        Ok(None) => None,
+        Err(e) => {
+            unknown.push(e.to_string());
+            None
+        }
+    };
+    Status {
+        node: cfg.node.clone(),
+        own_key: own,
+        peer: peer_power,
+        luns,
+        arrays,
+        mounts,
+        journal,
+        unknown,
+    }
+}
+
+pub fn render(s: &Status) -> String {
+    let mut out = vec![format!("node {} (key {})", s.node, s.own_key)];
+    if let Some(p) = &s.peer {
+        out.push(format!(
+            "peer {} (key {}): power {}",
+            p.name, p.key, p.power
+        ));
+    }
+    for l in &s.luns {
+        out.push(format!(
+            "LUN {}: held by {} ({}); {} registration(s)",
+            l.lun,
+            l.held_by,
+            l.holder.as_deref().unwrap_or("no reservation"),
+            l.keys.len()
+        ));
+    }
+    for a in &s.arrays {
+        out.push(format!(
+            "array {}: {}{}",
+            a.name,
+            a.state.as_deref().unwrap_or("state unknown"),
+            if a.degraded == Some(true) {
+                ", DEGRADED"
+            } else {
+                ""
+            }
+        ));
+    }
+    for m in &s.mounts {
+        out.push(format!(
+            "{}: {} ({})",
+            m.mountpoint.display(),
+            if m.mounted { "mounted" } else { "not mounted" },
+            m.device
+        ));
+    }
+    match &s.journal {
+        Some(j) => {
+            out.push(format!(
+                "takeover from {}: {} (journal {})",
+                j.peer,
+                if j.complete {
+                    "complete"
+                } else {
+                    "NOT complete: run `hamn takeover` to continue"
+                },
+                j.path.display()
+            ));
+            for (step, state) in &j.steps {
+                out.push(format!("  {step}: {state}"));
+            }
+        }
+        None => out.push("no takeover journal".into()),
+    }
+    for u in &s.unknown {
+        out.push(format!("unknown: {u}"));
+    }
+    out.join("\n")
+}
