@@ -148,7 +148,7 @@ pub struct TakeoverArgs {
     /// The failed node, a peer in hamn.toml, fenced through its BMC [default: the node named in the manifest]
     #[arg(long, value_name = "NODE")]
     pub peer: Option<String>,
-    /// Skip power fencing: the admin confirms the failed node is off or disconnected (logged)
+    /// Skip power fencing (the storage is still fenced): the admin confirms the failed node is off or disconnected (logged)
     #[arg(long)]
     pub i_know_the_peer_is_off: bool,
 }

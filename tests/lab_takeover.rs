@@ -535,3 +535,117 @@ fn the_standby_powers_off_the_writing_primary_through_its_bmc_and_takes_over() {
         "mn2 reads line {last}; mn1 had synced line {synced}"
     );
 }
+
+/// Storage-only fencing while mn1 keeps running and writing (its BMC would ack a power
+/// off and do nothing, so the site relies on the reservation alone): after the preempt,
+/// mn1's writes fail at the array.
+#[test]
+fn a_primary_that_keeps_running_cannot_write_after_the_preempt() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(4));
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_WRITING, true));
+    mn1.guest.wait_for_line("MN1-SYNCED 3");
+    let mut standby = node("mn2", "mn1", &lun, MN2_STORAGE_ONLY, true);
+    standby.timeout = std::time::Duration::from_secs(240);
+    let mn2 = run_guest(&standby);
+    mn2.assert_ok();
+    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{}", mn2.out("takeover.txt"));
+    // mn1 is still running, and now fails to write.
+    mn1.guest.wait_for_line("MN1-WRITE-FAILED");
+    let console = mn1.guest.console();
+    let synced_after_failure = console
+        .lines()
+        .skip_while(|l| !l.contains("MN1-WRITE-FAILED"))
+        .any(|l| l.contains("MN1-SYNCED"));
+    assert!(
+        !synced_after_failure,
+        "mn1 synced again after its first failed write"
+    );
+    assert!(
+        !mn1.guest.qemu_exited(),
+        "mn1 kept running (storage-only fencing)"
+    );
+}
+
+const MN2_STORAGE_ONLY: &str = r#"
+set +e
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+exit 0
+"#;
+
+/// Two filesystems on two LUNs; one of them is corrupt. The check refuses it, nothing is
+/// mounted (not even the good one), and the message says how to repair it by hand.
+#[test]
+fn a_corrupt_filesystem_stops_the_takeover_before_any_mount() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let install = san.add_lun(&LunSpec::new(5));
+    let db = san.add_lun(&LunSpec::new(6));
+    let guest = |name: &str, peer: &str, script: &str| {
+        let mut g = GuestSpec::new(name, script);
+        g.luns = vec![(install.clone(), 2), (db.clone(), 2)];
+        g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+        let cfg = format!(
+            "node = \"{name}\"\n[takeover]\npeer = \"{peer}\"\n\n\
+             [[takeover.mount]]\ndevice = \"LABEL=xcatinstall\"\nmountpoint = \"/install\"\ntype = \"ext4\"\n\n\
+             [[takeover.mount]]\ndevice = \"LABEL=xcatdb\"\nmountpoint = \"/var/lib/pgsql\"\ntype = \"ext4\"\n\n\
+             [peers.{peer}]\nfencing = [\"storage\"]\n[peers.{peer}.bmc]\naddress = \"10.0.2.2\"\nuser = \"a\"\npassword_env = \"UNUSED\"\n"
+        );
+        g.with_file("/etc/hamn/hamn.toml", cfg.as_bytes());
+        g
+    };
+    let mn1 = run_guest(&guest(
+        "mn1",
+        "mn2",
+        r#"
+set -e
+modprobe ext4
+maps=$(multipath -ll | awk '/ dm-/ {print $3}')
+for m in $maps; do hamn pr reserve $m > /dev/null; done
+a=$(echo $maps | cut -d' ' -f1); b=$(echo $maps | cut -d' ' -f2)
+mkfs.ext4 -q -L xcatinstall /dev/$a
+mkfs.ext4 -q -L xcatdb /dev/$b
+# The database filesystem is damaged: its root inode cleared.
+debugfs -w -R "clri <2>" /dev/$b > /dev/null 2>&1
+"#,
+    ));
+    mn1.assert_ok();
+    let mn2 = run_guest(&guest(
+        "mn2",
+        "mn1",
+        r#"
+set +e
+modprobe ext4
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+grep -c -e " /install " -e " /var/lib/pgsql " /proc/mounts > /out/mounted.txt
+hamn status --no-bmc > /out/status.txt 2>&1
+exit 0
+"#,
+    ));
+    mn2.assert_ok();
+    let said = mn2.out("takeover.txt");
+    assert_eq!(rc(&mn2, "takeover.rc"), 1, "{said}");
+    assert!(
+        said.contains("/var/lib/pgsql"),
+        "names the filesystem: {said}"
+    );
+    assert!(said.contains("e2fsck -f /dev/"), "names the repair: {said}");
+    assert!(said.contains("nothing was mounted"), "{said}");
+    assert_eq!(mn2.out("mounted.txt").trim(), "0", "not even the good one");
+    let status = mn2.out("status.txt");
+    assert!(status.contains("NOT complete"), "{status}");
+    assert!(status.contains("check /var/lib/pgsql: failed"), "{status}");
+}

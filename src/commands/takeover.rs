@@ -17,14 +17,7 @@ pub fn san_takeover(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
     }
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     let peer = san::peer(&cfg, args.peer.as_deref())?;
-    if args.i_know_the_peer_is_off {
-        return Err(CommandError::Usage(format!(
-            "the SAN takeover fences {} itself (peers.{}.fencing); \
-             --i-know-the-peer-is-off is for --moved-disks and `hamn pr preempt`",
-            peer.name, peer.name
-        )));
-    }
-    let steps = san::plan(&cfg, peer)?;
+    let steps = san::plan(&cfg, peer, args.i_know_the_peer_is_off)?;
     if args.dry_run {
         let mut out = vec![format!(
             "plan to take over from {} (nothing is changed by --dry-run):",

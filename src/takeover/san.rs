@@ -90,6 +90,11 @@ pub enum Step {
         peer: String,
         bmc: String,
     },
+    /// In place of the power fence: the admin's statement that the peer is off or
+    /// physically disconnected (--i-know-the-peer-is-off), logged as an audit record.
+    FenceOverride {
+        peer: String,
+    },
     Check {
         mount: MountConfig,
     },
@@ -112,6 +117,7 @@ impl Step {
             Step::BmcCheck { .. } => "bmc-check".into(),
             Step::FenceStorage { .. } => "fence-storage".into(),
             Step::FencePower { .. } => "fence-power".into(),
+            Step::FenceOverride { .. } => "fence-override".into(),
             Step::Check { mount } => format!("check {}", mount.mountpoint.display()),
             Step::Mount { mount } => format!("mount {}", mount.mountpoint.display()),
             Step::ServiceIp { ip } => format!("service-ip {}/{}", ip.address, ip.prefix),
@@ -159,6 +165,10 @@ impl Step {
                 "IPMI session to {bmc} ({peer}) and one power status read, changing nothing \
                  (like: ipmitool -I lanplus -H {bmc} chassis power status)"
             )],
+            Step::FenceOverride { peer } => vec![format!(
+                "# no power fence: the admin states that {peer} is off or disconnected \
+                 (--i-know-the-peer-is-off), logged"
+            )],
             Step::FencePower { peer, bmc } => vec![format!(
                 "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
                  (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
@@ -187,14 +197,17 @@ pub fn peer<'a>(cfg: &'a Config, explicit: Option<&str>) -> Result<&'a Peer, San
 }
 
 /// The steps, in order, from the configuration and the LUNs this node sees.
-pub fn plan(cfg: &Config, peer: &Peer) -> Result<Vec<Step>, SanError> {
-    if peer.fencing.is_empty() {
+/// `admin_says_off`: --i-know-the-peer-is-off replaces the power steps (BMC check and
+/// power fence) by the admin's logged statement; the storage fence still runs.
+pub fn plan(cfg: &Config, peer: &Peer, admin_says_off: bool) -> Result<Vec<Step>, SanError> {
+    if peer.fencing.is_empty() && !admin_says_off {
         return Err(SanError::NoFencing {
             peer: peer.name.clone(),
         });
     }
     let mut steps = Vec::new();
-    if peer.fencing.contains(&FencingKind::Power) {
+    let power = peer.fencing.contains(&FencingKind::Power) && !admin_says_off;
+    if power {
         steps.push(Step::BmcCheck {
             peer: peer.name.clone(),
             bmc: peer.bmc.address.clone(),
@@ -210,10 +223,15 @@ pub fn plan(cfg: &Config, peer: &Peer) -> Result<Vec<Step>, SanError> {
             luns,
         });
     }
-    if peer.fencing.contains(&FencingKind::Power) {
+    if power {
         steps.push(Step::FencePower {
             peer: peer.name.clone(),
             bmc: peer.bmc.address.clone(),
+        });
+    }
+    if admin_says_off {
+        steps.push(Step::FenceOverride {
+            peer: peer.name.clone(),
         });
     }
     for m in &cfg.takeover.mounts {
@@ -375,6 +393,20 @@ pub fn run(
                 );
                 proofs.push(proof);
             }
+            Step::FenceOverride { .. } => {
+                let proof = fence::admin_override(
+                    &peer.name,
+                    "--i-know-the-peer-is-off given to hamn takeover",
+                );
+                j.record(&id, State::Done, "admin override (logged)")?;
+                emit(
+                    &id,
+                    "done",
+                    format!("the admin states that {} is off (logged)", peer.name),
+                    t,
+                );
+                proofs.push(proof);
+            }
             Step::BmcCheck { bmc, .. } => {
                 let state = bmc_power_state(peer);
                 match state {
@@ -392,8 +424,8 @@ pub fn run(
                         return Err(SanError::Power(format!(
                             "{e}\nNothing was done: the storage is untouched and nothing is \
                              mounted. Fix the BMC, or, if {peer} is confirmed off or \
-                             disconnected, take its storage with `hamn pr preempt --victim \
-                             {peer} --all-shared --i-know-the-peer-is-off` (logged)",
+                             disconnected, run `hamn takeover --i-know-the-peer-is-off` \
+                             (logged; the storage is still fenced)",
                             peer = peer.name
                         )));
                     }

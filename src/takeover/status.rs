@@ -18,6 +18,10 @@ pub struct Status {
     pub luns: Vec<LunHolder>,
     pub arrays: Vec<ArrayState>,
     pub mounts: Vec<MountState>,
+    /// "192.168.60.10/24 on eth0: present" (or absent, or unknown and why).
+    pub service_ip: Option<String>,
+    /// Each service and whether its readiness check passes now.
+    pub services: Vec<(String, String)>,
     pub journal: Option<JournalSummary>,
     /// What could not be read.
     pub unknown: Vec<String>,
@@ -149,6 +153,36 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
             }
         })
         .collect();
+    let service_ip = cfg.takeover.service_ip.as_ref().map(|c| {
+        match crate::svc::ServiceIp::parse(c) {
+            Ok(ip) => {
+                let state = match crate::svc::ip_present(&ip) {
+                    Ok(true) => "present here".to_string(),
+                    Ok(false) => "not here".to_string(),
+                    Err(e) => format!("unknown: {e}"),
+                };
+                format!("{}/{} on {}: {state}", ip.address, ip.prefix, ip.interface)
+            }
+            Err(e) => format!("invalid: {e}"),
+        }
+    });
+    let services = match crate::svc::services(&cfg.takeover) {
+        Ok(list) => list
+            .iter()
+            .map(|sv| {
+                let state = match crate::svc::is_ready(sv) {
+                    Ok(true) => "ready".to_string(),
+                    Ok(false) => "not ready".to_string(),
+                    Err(e) => format!("unknown: {e}"),
+                };
+                (sv.name.clone(), state)
+            })
+            .collect(),
+        Err(e) => {
+            unknown.push(format!("services: {e}"));
+            Vec::new()
+        }
+    };
     let jpath = cfg
         .takeover
         .journal
@@ -184,6 +218,8 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
         luns,
         arrays,
         mounts,
+        service_ip,
+        services,
         journal,
         unknown,
     }
@@ -225,6 +261,12 @@ pub fn render(s: &Status) -> String {
             if m.mounted { "mounted" } else { "not mounted" },
             m.device
         ));
+    }
+    if let Some(ip) = &s.service_ip {
+        out.push(format!("service IP {ip}"));
+    }
+    for (name, state) in &s.services {
+        out.push(format!("service {name}: {state}"));
     }
     match &s.journal {
         Some(j) => {
