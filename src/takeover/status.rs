@@ -153,19 +153,21 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
             }
         })
         .collect();
-    let service_ip = cfg.takeover.service_ip.as_ref().map(|c| {
-        match crate::svc::ServiceIp::parse(c) {
-            Ok(ip) => {
-                let state = match crate::svc::ip_present(&ip) {
-                    Ok(true) => "present here".to_string(),
-                    Ok(false) => "not here".to_string(),
-                    Err(e) => format!("unknown: {e}"),
-                };
-                format!("{}/{} on {}: {state}", ip.address, ip.prefix, ip.interface)
-            }
-            Err(e) => format!("invalid: {e}"),
-        }
-    });
+    let service_ip =
+        cfg.takeover
+            .service_ip
+            .as_ref()
+            .map(|c| match crate::svc::ServiceIp::parse(c) {
+                Ok(ip) => {
+                    let state = match crate::svc::ip_present(&ip) {
+                        Ok(true) => "present here".to_string(),
+                        Ok(false) => "not here".to_string(),
+                        Err(e) => format!("unknown: {e}"),
+                    };
+                    format!("{}/{} on {}: {state}", ip.address, ip.prefix, ip.interface)
+                }
+                Err(e) => format!("invalid: {e}"),
+            });
     let services = match crate::svc::services(&cfg.takeover) {
         Ok(list) => list
             .iter()
