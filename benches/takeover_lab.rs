@@ -13,7 +13,7 @@
 //!
 //! Times come from /proc/uptime inside the TCG guest (10 ms resolution) on a shared
 //! machine, one run each: compare ratios and orders of magnitude, not absolute values.
-//! Services are not started by `hamn takeover` yet, so both sides stop at "storage up".
+//! The benchmark configures no service IP or services, so both sides stop at "storage up".
 //!
 //! The fence_ipmilan emulation is a lower bound: fence_ipmilan also reads the power status
 //! once before the off, which is left out, and the guest has no IANA enterprise-numbers

@@ -1199,6 +1199,20 @@ fn ro_rw(read_only: bool) -> &'static str {
 
 /// Mount a checked filesystem, creating the mountpoint directory if missing. Idempotent:
 /// if the device is already mounted there in the asked mode, nothing is done.
+/// "clean", or "journal replayed, then clean" (log for XFS) when a replay ran: the peer
+/// died mid-write, and the admin should know its last writes were recovered.
+pub fn replay_note(c: &Checked) -> &'static str {
+    let replayed = c.steps().iter().any(|s| {
+        s.command.contains("journal_only")
+            || (s.command.starts_with("mount ") && !s.command.contains("-o ro"))
+    });
+    if replayed {
+        "journal/log replayed, then clean"
+    } else {
+        "clean"
+    }
+}
+
 /// Where `device` is mounted now (empty if nowhere).
 pub fn mountpoints_of(device: &Path) -> Result<Vec<PathBuf>, FsError> {
     Ok(read_mount_table()?

@@ -62,8 +62,27 @@ cat /install/from-box1 /install/late /xcatdata/from-box1 > /out/data.txt 2>&1
 # Run again (an admin's second try; also what a box booted from the moved disks sees):
 # everything is in place and used as it is.
 hamn takeover --moved-disks --i-know-the-peer-is-off > /out/rerun.txt 2>&1; echo $? > /out/rerun.rc
+# Looked at it: read-write now, and the service address and services of hamn.toml.
+hamn takeover --moved-disks --i-know-the-peer-is-off --read-write > /out/rw.txt 2>&1; echo $? > /out/rw.rc
+grep " /install " /proc/mounts > /out/rw-mounts.txt
+[ -e /install/xcatd.started ] && echo started > /out/rw-service.txt
+ip -4 addr show dev eth0 > /out/rw-ip.txt
 mdadm --detail /dev/md/hamn-0 > /out/detail.txt 2>&1
 exit 0
+"#;
+
+/// box2's hamn.toml: no peers (box1's BMC is not reachable from here), the service
+/// address and a stand-in for xCAT's services that needs /install writable.
+const BOX2_CONFIG: &str = r#"node = "box2"
+
+[takeover.service_ip]
+address = "192.168.50.100/24"
+interface = "eth0"
+
+[[takeover.service]]
+name = "xcatd"
+start = ["touch", "/install/xcatd.started"]
+ready = ["test", "-e", "/install/xcatd.started"]
 "#;
 
 /// One member replaced by a disk with another serial, in the member's old bay.
@@ -298,7 +317,7 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
         spec.with_file("/etc/hamn/disks.toml", manifest.as_bytes());
         spec
     };
-    let happy = with_manifest(boxed(
+    let mut happy = with_manifest(boxed(
         "box2",
         2,
         BOX2_HAPPY,
@@ -309,6 +328,7 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
             disks.moved("happy", "raid-a"),
         ],
     ));
+    happy.with_file("/etc/hamn/hamn.toml", BOX2_CONFIG.as_bytes());
     let wrong = with_manifest(boxed(
         "box2wrong",
         3,
@@ -391,6 +411,15 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
     assert!(data.contains("osimage rhels9.4"), "{data}");
     assert!(data.contains("written after the manifest"), "{data}");
     assert!(data.contains("xfs data from box1"), "{data}");
+    let rw = happy.out("rw.txt");
+    assert_eq!(rc(happy, "rw.rc"), 0, "read-write run:\n{rw}");
+    assert!(
+        happy.out("rw-mounts.txt").contains(" /install ext4 rw"),
+        "{}",
+        happy.out("rw-mounts.txt")
+    );
+    assert_eq!(happy.out("rw-service.txt").trim(), "started", "{rw}");
+    assert!(happy.out("rw-ip.txt").contains("192.168.50.100/24"), "{rw}");
     let rerun = happy.out("rerun.txt");
     assert_eq!(rc(happy, "rerun.rc"), 0, "second takeover:\n{rerun}");
     assert!(

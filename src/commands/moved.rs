@@ -310,6 +310,30 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
         fenced,
         &mut progress,
     )?;
+    // The service address and services of hamn.toml's [takeover], as for the SAN
+    // takeover; only on read-write mounts, since xCAT writes its data.
+    let mut served = Vec::new();
+    if let Some(c) = cfg.as_ref().filter(|_| args.read_write) {
+        if let Some(ipc) = &c.takeover.service_ip {
+            let ip = crate::svc::ServiceIp::parse(ipc)
+                .map_err(|e| CommandError::Refused(e.to_string()))?;
+            crate::svc::bring_up(&ip, &outcome.fenced)
+                .map_err(|e| CommandError::Refused(e.to_string()))?;
+            say(format!(
+                "hamn: service IP {}/{} up on {}",
+                ip.address, ip.prefix, ip.interface
+            ));
+            served.push(format!("service IP {}/{}", ip.address, ip.prefix));
+        }
+        for sv in
+            crate::svc::services(&c.takeover).map_err(|e| CommandError::Refused(e.to_string()))?
+        {
+            crate::svc::start(&sv, &outcome.fenced)
+                .map_err(|e| CommandError::Refused(e.to_string()))?;
+            say(format!("hamn: service {} ready", sv.name));
+            served.push(format!("service {}", sv.name));
+        }
+    }
     let mut human = vec![format!("took over {}'s disks:", outcome.node)];
     for a in &outcome.arrays {
         human.push(format!(
@@ -333,6 +357,22 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
                 "read-write"
             }
         ));
+    }
+    for x in &served {
+        human.push(format!("  {x} up"));
+    }
+    if !args.read_write
+        && cfg.as_ref().is_some_and(|c| {
+            c.takeover.service_ip.is_some()
+                || !c.takeover.services.is_empty()
+                || c.takeover.preset.is_some()
+        })
+    {
+        human.push(
+            "  services and service IP not started: the filesystems are read-only. When \
+             you have looked, run `hamn takeover --moved-disks --read-write ...` again"
+                .into(),
+        );
     }
     for d in &outcome.in_use {
         human.push(format!("  {d}: already mounted, in use (left as it is)"));

@@ -44,6 +44,8 @@ pub enum MovedError {
          --moved-disks` again"
     )]
     Checks { count: usize, list: String },
+    #[error("{mountpoint} is mounted, but `mount -o remount,rw {mountpoint}` failed; see `dmesg`")]
+    Remount { mountpoint: String },
     #[error("mounting {device} on {mountpoint}: {source}")]
     Mount {
         device: String,
@@ -313,6 +315,18 @@ pub fn run(
                 started,
             );
             in_use.push(format!("{} on {mp}", t.device.display()));
+            // A second run with --read-write after looking at the read-only mount.
+            if read_write {
+                let ok = Command::new("mount")
+                    .args(["-o", "remount,rw", mp])
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !ok {
+                    return Err(MovedError::Remount {
+                        mountpoint: mp.clone(),
+                    });
+                }
+            }
             continue;
         }
         match fs::check(&t.device, &t.filesystem.fs_type, Policy::CheckOnly, &fenced) {
@@ -320,11 +334,12 @@ pub fn run(
                 emit(
                     "check",
                     format!(
-                        "{} {} on {} ({}): clean",
+                        "{} {} on {} ({}): {}",
                         t.filesystem.fs_type,
                         t.filesystem.label.as_deref().unwrap_or(""),
                         t.device.display(),
-                        t.what
+                        t.what,
+                        fs::replay_note(&c)
                     ),
                     started,
                 );

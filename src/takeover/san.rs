@@ -480,7 +480,12 @@ pub fn run(
                         emit(
                             &id,
                             "done",
-                            format!("{} {} clean", mount.fs_type, dev.display()),
+                            format!(
+                                "{} {} {}",
+                                mount.fs_type,
+                                dev.display(),
+                                crate::fs::replay_note(&c)
+                            ),
                             t,
                         );
                         checked.push((mount.clone(), c));
