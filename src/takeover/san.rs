@@ -67,6 +67,35 @@ pub enum SanError {
     Power(String),
     #[error(transparent)]
     Svc(#[from] crate::svc::SvcError),
+    #[error(
+        "[[takeover.mount]] {child} comes before (or repeats) {parent} in hamn.toml: its \
+         parent's mount would hide it. Write parents first"
+    )]
+    MountOrder { child: String, parent: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str) -> MountConfig {
+        MountConfig {
+            device: "LABEL=x".into(),
+            mountpoint: p.into(),
+            fs_type: "ext4".into(),
+            check: crate::fs::Policy::CheckOnly,
+        }
+    }
+
+    #[test]
+    fn parents_must_be_mounted_before_their_children() {
+        assert!(check_mount_order(&[m("/install"), m("/install/netboot"), m("/opt/xcat")]).is_ok());
+        let err = check_mount_order(&[m("/install/netboot"), m("/install")]).expect_err("order");
+        assert!(err.to_string().contains("Write parents first"), "{err}");
+        // A sibling whose name merely starts alike is not a child.
+        assert!(check_mount_order(&[m("/install2"), m("/install")]).is_ok());
+        assert!(check_mount_order(&[m("/install"), m("/install")]).is_err());
+    }
 }
 
 /// One step of the plan, as shown by --dry-run and recorded in the journal.
@@ -234,6 +263,7 @@ pub fn plan(cfg: &Config, peer: &Peer, admin_says_off: bool) -> Result<Vec<Step>
             peer: peer.name.clone(),
         });
     }
+    check_mount_order(&cfg.takeover.mounts)?;
     for m in &cfg.takeover.mounts {
         steps.push(Step::Check { mount: m.clone() });
     }
@@ -274,6 +304,30 @@ pub fn bmc_power_state(peer: &Peer) -> Result<String, String> {
 /// The device node a mount's UUID=/LABEL= names now, for plans; the spec if none.
 fn shown_device(mount: &MountConfig) -> PathBuf {
     resolve_device(&mount.device).unwrap_or_else(|| PathBuf::from(&mount.device))
+}
+
+/// Mounts go in the configured order; a child written before its parent would be hidden
+/// by the parent's mount (/install/netboot before /install), so that order is refused.
+pub fn check_mount_order(mounts: &[MountConfig]) -> Result<(), SanError> {
+    for (i, child) in mounts.iter().enumerate() {
+        for parent in &mounts[i + 1..] {
+            if child.mountpoint != parent.mountpoint
+                && child.mountpoint.starts_with(&parent.mountpoint)
+            {
+                return Err(SanError::MountOrder {
+                    child: child.mountpoint.display().to_string(),
+                    parent: parent.mountpoint.display().to_string(),
+                });
+            }
+        }
+        if mounts[..i].iter().any(|m| m.mountpoint == child.mountpoint) {
+            return Err(SanError::MountOrder {
+                child: child.mountpoint.display().to_string(),
+                parent: child.mountpoint.display().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// UUID=, LABEL= or a path, to a device node.
