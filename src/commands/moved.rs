@@ -147,6 +147,7 @@ fn tag(s: Status) -> &'static str {
         Status::Stale => "STALE",
         Status::Unreadable => "UNREADABLE",
         Status::Unexpected => "unexpected",
+        Status::NotMoved => "not moved",
         Status::ArrayWhole => "whole",
         Status::ArrayDegraded => "DEGRADED",
         Status::ArrayRunning => "running",

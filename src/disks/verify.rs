@@ -42,6 +42,9 @@ pub enum Status {
     Missing,
     /// A member of an array that is otherwise here (degraded).
     MemberMissing,
+    /// The old box's OS disk (or OS array), not here: it stays behind when only the data
+    /// disks move to a standby with its own OS. Informational.
+    NotMoved,
     Wrong,
     Stale,
     Unreadable,
@@ -63,6 +66,7 @@ impl Status {
             | Status::ArrayWhole
             | Status::NicMatched
             | Status::Unexpected
+            | Status::NotMoved
             | Status::ArrayRunning => Verdict::Good,
             Status::SlotChanged
             | Status::NicRenamed
@@ -365,6 +369,19 @@ pub fn verify(
 
     for a in &manifest.arrays {
         let label = a.name.clone().unwrap_or_else(|| a.uuid.clone());
+        if a.os
+            && a.members
+                .iter()
+                .all(|m| find_disk(&m.disk, &present.disks, &cx.used).is_none())
+        {
+            let msg = format!(
+                "{label} held {}'s OS and none of its members is here: it stayed in the old \
+                 box, as it does when only the data disks move. hamn does not assemble it",
+                manifest.node
+            );
+            cx.add(&format!("array {label}"), Status::NotMoved, None, msg);
+            continue;
+        }
         // Members found and carrying this array's superblock: (subject, disk, volume, sb).
         let mut candidates: Vec<(String, String, &Volume, &Superblock, u64)> = Vec::new();
         for m in &a.members {
@@ -557,6 +574,21 @@ pub fn verify(
     }
 
     for d in &manifest.disks {
+        if d.os && find_disk(&d.disk, &present.disks, &cx.used).is_none() {
+            let msg = format!(
+                "{}'s OS disk ({}) is not here: it stayed in the old box, as it does when \
+                 only the data disks move",
+                manifest.node,
+                d.disk.describe()
+            );
+            cx.add(
+                &format!("disk {}", d.disk.describe()),
+                Status::NotMoved,
+                None,
+                msg,
+            );
+            continue;
+        }
         let subject = format!(
             "disk {}",
             d.disk
@@ -1016,6 +1048,60 @@ mod tests {
                 .iter()
                 .any(|f| f.status == Status::Wrong && f.message.contains("disk was reused"))
         );
+    }
+
+    #[test]
+    fn os_disks_that_stayed_behind_are_noted_not_refused() {
+        let mut m = manifest();
+        m.arrays[0].os = true;
+        m.disks.push(DiskRecord {
+            disk: id("os-1", "s9"),
+            os: true,
+            filesystem: None,
+            partitions: Vec::new(),
+        });
+        let p = present(
+            vec![disk("sdc", id("foreign", "s0"), None)],
+            vec![eth0("52:54:00:00:00:01")],
+        );
+        let v = verify(
+            &m,
+            &p,
+            &Bays {
+                recorded: None,
+                present: None,
+            },
+            false,
+        );
+        assert_eq!(v.verdict, Verdict::Good, "{:#?}", v.findings);
+        assert_eq!(
+            v.findings
+                .iter()
+                .filter(|f| f.status == Status::NotMoved)
+                .count(),
+            2,
+            "{:#?}",
+            v.findings
+        );
+        // Half an OS array is still a degraded array, not "stayed behind".
+        let p = present(
+            vec![disk(
+                "sda",
+                id("raid-a", "s0"),
+                Some(sb(0, 20, both_active())),
+            )],
+            vec![],
+        );
+        let v = verify(
+            &m,
+            &p,
+            &Bays {
+                recorded: None,
+                present: None,
+            },
+            false,
+        );
+        assert_eq!(v.verdict, Verdict::Refuse);
     }
 
     #[test]
