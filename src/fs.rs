@@ -1097,31 +1097,6 @@ struct MountEntry {
     source: String,
 }
 
-/// Undo the octal escapes the kernel uses for space, tab, newline and backslash.
-fn unescape_mount_field(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') as u32 * 64
-                + (b[i + 2] - b'0') as u32 * 8
-                + (b[i + 3] - b'0') as u32;
-            if let Ok(byte) = u8::try_from(v) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// One line of /proc/self/mountinfo (proc(5)).
 fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     let (left, right) = line.split_once(" - ")?;
@@ -1132,10 +1107,10 @@ fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
     Some(MountEntry {
         major: major.parse().ok()?,
         minor: minor.parse().ok()?,
-        mount_point: PathBuf::from(unescape_mount_field(l.get(4)?)),
+        mount_point: PathBuf::from(crate::disks::mounts::unescape(l.get(4)?)),
         read_only: opts.split(',').any(|o| o == "ro"),
         fs_type: r.first()?.to_string(),
-        source: unescape_mount_field(r.get(1)?),
+        source: crate::disks::mounts::unescape(r.get(1)?),
     })
 }
 
@@ -1534,7 +1509,7 @@ mod tests {
         let ro = "43 27 253:3 / /install ro,noatime - xfs /dev/mapper/vg-install ro,attr2";
         assert!(parse_mountinfo_line(ro).expect("parsed").read_only);
         assert_eq!(parse_mountinfo_line("garbage"), None);
-        assert_eq!(unescape_mount_field("a\\134b\\011"), "a\\b\t");
+        assert_eq!(crate::disks::mounts::unescape("a\\134b\\011"), "a\\b\t");
     }
 
     #[test]

@@ -218,6 +218,37 @@ fn stem_of(path: &Path) -> String {
         .unwrap_or_default()
 }
 
+type Parse<T> = fn(&str, &str, &str) -> Result<T, ProfileError>;
+
+/// One kind of profile (a subdirectory of each search directory): the built-in copies,
+/// then the installed ones from the least to the most specific directory, so that later
+/// insertions of a name override earlier ones.
+fn load_kind<T>(
+    builtin: &[(&str, &str)],
+    dirs: &[PathBuf],
+    kind: &str,
+    parse: Parse<T>,
+) -> Result<BTreeMap<String, T>, ProfileError> {
+    let mut map = BTreeMap::new();
+    for (path, text) in builtin {
+        let stem = stem_of(Path::new(path));
+        let p = parse(&format!("built-in {path}"), &stem, text)?;
+        map.insert(stem, p);
+    }
+    for dir in dirs.iter().rev() {
+        for path in toml_files(&dir.join(kind)) {
+            let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let stem = stem_of(&path);
+            let p = parse(&path.display().to_string(), &stem, &text)?;
+            map.insert(stem, p);
+        }
+    }
+    Ok(map)
+}
+
 impl Profiles {
     /// The directories searched, most specific first.
     pub fn search_path() -> Vec<PathBuf> {
@@ -239,65 +270,20 @@ impl Profiles {
     }
 
     pub fn load_from(dirs: &[PathBuf]) -> Result<Self, ProfileError> {
-        let mut storage = BTreeMap::new();
-        for (path, text) in BUILTIN_STORAGE_PROFILES {
-            let stem = stem_of(Path::new(path));
-            let p = StorageProfile::parse(&format!("built-in {path}"), &stem, text)?;
-            storage.insert(stem, p);
-        }
-        // Later insertions override: walk from least to most specific.
-        for dir in dirs.iter().rev() {
-            for path in toml_files(&dir.join("storage")) {
-                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let stem = stem_of(&path);
-                storage.insert(
-                    stem.clone(),
-                    StorageProfile::parse(&path.display().to_string(), &stem, &text)?,
-                );
-            }
-        }
-        let mut bmc = BTreeMap::new();
-        for (path, text) in BUILTIN_BMC_PROFILES {
-            let stem = stem_of(Path::new(path));
-            let p = BmcProfile::parse(&format!("built-in {path}"), &stem, text)?;
-            bmc.insert(stem, p);
-        }
-        // Later insertions override: walk from least to most specific.
-        for dir in dirs.iter().rev() {
-            for path in toml_files(&dir.join("bmc")) {
-                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let stem = stem_of(&path);
-                let p = BmcProfile::parse(&path.display().to_string(), &stem, &text)?;
-                bmc.insert(stem, p);
-            }
-        }
-        let mut server = BTreeMap::new();
-        for (path, text) in BUILTIN_SERVER_PROFILES {
-            let stem = stem_of(Path::new(path));
-            let p = ServerProfile::parse(&format!("built-in {path}"), &stem, text)?;
-            server.insert(stem, p);
-        }
-        for dir in dirs.iter().rev() {
-            for path in toml_files(&dir.join("server")) {
-                let text = std::fs::read_to_string(&path).map_err(|source| ProfileError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                let stem = stem_of(&path);
-                let p = ServerProfile::parse(&path.display().to_string(), &stem, &text)?;
-                server.insert(stem, p);
-            }
-        }
         Ok(Profiles {
-            bmc,
-            storage,
-            server,
+            bmc: load_kind(BUILTIN_BMC_PROFILES, dirs, "bmc", BmcProfile::parse)?,
+            storage: load_kind(
+                BUILTIN_STORAGE_PROFILES,
+                dirs,
+                "storage",
+                StorageProfile::parse,
+            )?,
+            server: load_kind(
+                BUILTIN_SERVER_PROFILES,
+                dirs,
+                "server",
+                ServerProfile::parse,
+            )?,
         })
     }
 

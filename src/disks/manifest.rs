@@ -120,6 +120,14 @@ pub struct DiskIdentity {
 }
 
 impl DiskIdentity {
+    /// The serial, else the WWN: how the admin names the disk.
+    pub fn short_name(&self) -> String {
+        self.serial
+            .clone()
+            .or_else(|| self.wwn.clone())
+            .unwrap_or_else(|| "?".into())
+    }
+
     /// "serial S (WWN W)", for messages.
     pub fn describe(&self) -> String {
         match (&self.serial, &self.wwn) {

@@ -38,7 +38,9 @@ pub fn parse(text: &str) -> Mounts {
     mounts
 }
 
-fn unescape(s: &str) -> String {
+/// Undo the octal escapes the kernel writes in mountinfo for space, tab, newline and
+/// backslash.
+pub fn unescape(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -385,14 +385,7 @@ pub fn verify(
         // Members found and carrying this array's superblock: (subject, disk, volume, sb).
         let mut candidates: Vec<(String, String, &Volume, &Superblock, u64)> = Vec::new();
         for m in &a.members {
-            let subject = format!(
-                "member {} of array {label}",
-                m.disk
-                    .serial
-                    .clone()
-                    .or_else(|| m.disk.wwn.clone())
-                    .unwrap_or_else(|| "?".into())
-            );
+            let subject = format!("member {} of array {label}", m.disk.short_name());
             let Some(i) = cx.locate(&subject, &m.disk, true) else {
                 continue;
             };
@@ -589,14 +582,7 @@ pub fn verify(
             );
             continue;
         }
-        let subject = format!(
-            "disk {}",
-            d.disk
-                .serial
-                .clone()
-                .or_else(|| d.disk.wwn.clone())
-                .unwrap_or_else(|| "?".into())
-        );
+        let subject = format!("disk {}", d.disk.short_name());
         let Some(i) = cx.locate(&subject, &d.disk, false) else {
             continue;
         };

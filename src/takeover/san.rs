@@ -281,6 +281,13 @@ pub fn plan(cfg: &Config, peer: &Peer, admin_says_off: bool) -> Result<Vec<Step>
     Ok(steps)
 }
 
+/// The fencing proof every storage-touching step needs: the last one taken in this run.
+fn last_proof<'a>(proofs: &'a [Fenced], peer: &Peer) -> Result<&'a Fenced, SanError> {
+    proofs.last().ok_or_else(|| SanError::NoFencing {
+        peer: peer.name.clone(),
+    })
+}
+
 /// One power status read through the peer's BMC (no change).
 pub fn bmc_power_state(peer: &Peer) -> Result<String, String> {
     use crate::bmc::{IpmiBmc, PowerControl};
@@ -502,11 +509,7 @@ pub fn run(
                 proofs.push(proof);
             }
             Step::Check { mount } => {
-                let Some(proof) = proofs.last() else {
-                    return Err(SanError::NoFencing {
-                        peer: peer.name.clone(),
-                    });
-                };
+                let proof = last_proof(&proofs, peer)?;
                 let Some(dev) = resolve_device(&mount.device) else {
                     return Err(SanError::NoDevice {
                         mountpoint: mount.mountpoint.display().to_string(),
@@ -607,11 +610,7 @@ pub fn run(
                 });
             }
             Step::ServiceIp { ip } => {
-                let Some(proof) = proofs.last() else {
-                    return Err(SanError::NoFencing {
-                        peer: peer.name.clone(),
-                    });
-                };
+                let proof = last_proof(&proofs, peer)?;
                 match crate::svc::bring_up(ip, proof) {
                     Ok(o) => {
                         j.record(&id, State::Done, &format!("{o:?}"))?;
@@ -635,11 +634,7 @@ pub fn run(
                 }
             }
             Step::Service { service } => {
-                let Some(proof) = proofs.last() else {
-                    return Err(SanError::NoFencing {
-                        peer: peer.name.clone(),
-                    });
-                };
+                let proof = last_proof(&proofs, peer)?;
                 match crate::svc::start(service, proof) {
                     Ok(o) => {
                         j.record(&id, State::Done, &format!("{o:?}"))?;
