@@ -649,3 +649,67 @@ exit 0
     assert!(status.contains("NOT complete"), "{status}");
     assert!(status.contains("check /var/lib/pgsql: failed"), "{status}");
 }
+
+/// Pacemaker's side of option 5: the OCF resource agent (fencing/ocf/hamn-takeover) run
+/// by hand the way Pacemaker runs it, on a standby that was never registered (its key was
+/// preempted when it last lost the role): monitor says stopped, start takes over, monitor
+/// says running, a second start changes nothing, stop gives back, monitor says stopped.
+const MN2_OCF: &str = r#"
+set +e
+A=/usr/lib/ocf/resource.d/hamn/takeover
+export OCF_ROOT=/usr/lib/ocf
+sh $A meta-data > /out/meta.xml; echo $? > /out/meta.rc
+sh $A monitor; echo $? > /out/monitor-before.rc
+sh $A validate-all; echo $? > /out/validate.rc
+sh $A start > /out/start.txt 2>&1; echo $? > /out/start.rc
+sh $A monitor; echo $? > /out/monitor-started.rc
+sh $A start > /out/start2.txt 2>&1; echo $? > /out/start2.rc
+tail -1 /install/synced > /out/line.txt 2>&1
+sh $A stop > /out/stop.txt 2>&1; echo $? > /out/stop.rc
+sh $A monitor; echo $? > /out/monitor-stopped.rc
+sh $A stop > /out/stop2.txt 2>&1; echo $? > /out/stop2.rc
+exit 0
+"#;
+
+#[test]
+fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(7));
+    run_guest(&node("mn1", "mn2", &lun, MN1_PRIMARY, true)).assert_ok();
+    let mut mn2 = node("mn2", "mn1", &lun, MN2_OCF, true);
+    mn2.files.push((
+        "/usr/lib/ocf/resource.d/hamn/takeover".into(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/ocf/hamn-takeover"),
+    ));
+    mn2.timeout = std::time::Duration::from_secs(240);
+    let run = run_guest(&mn2);
+    run.assert_ok();
+    let meta = run.out("meta.xml");
+    assert!(meta.contains("<resource-agent name=\"takeover\""), "{meta}");
+    let expect = [
+        ("meta.rc", 0),
+        ("monitor-before.rc", 7),
+        ("validate.rc", 0),
+        ("start.rc", 0),
+        ("monitor-started.rc", 0),
+        ("start2.rc", 0),
+        ("stop.rc", 0),
+        ("monitor-stopped.rc", 7),
+        ("stop2.rc", 0),
+    ];
+    for (file, want) in expect {
+        assert_eq!(
+            rc(&run, file),
+            want,
+            "{file}; start:\n{}\nstop:\n{}",
+            run.out("start.txt"),
+            run.out("stop.txt")
+        );
+    }
+    assert_eq!(run.out("line.txt").trim(), "line 19");
+}
