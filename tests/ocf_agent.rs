@@ -13,7 +13,11 @@ fn agent() -> std::path::PathBuf {
 
 #[test]
 fn meta_data_is_well_formed_xml_listing_every_action() {
-    let out = Command::new("sh").arg(agent()).arg("meta-data").output().expect("sh");
+    let out = Command::new("sh")
+        .arg(agent())
+        .arg("meta-data")
+        .output()
+        .expect("sh");
     assert!(out.status.success());
     let xml = String::from_utf8_lossy(&out.stdout);
     for action in ["start", "stop", "monitor", "validate-all", "meta-data"] {
