@@ -7,10 +7,11 @@
 
 mod support;
 
+use support::{sh, sh_ok};
+
 use std::fs::{self, File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use hamn::fence::{Fenced, admin_override};
@@ -25,26 +26,6 @@ fn fenced() -> Fenced {
 
 fn tools(names: &[&str]) -> bool {
     names.iter().all(|n| require_tool(n))
-}
-
-fn sh(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-fn sh_ok(program: &str, args: &[&str]) -> String {
-    let out = sh(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn s(p: &Path) -> &str {

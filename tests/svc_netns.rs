@@ -10,9 +10,10 @@
 
 mod support;
 
+use support::{sh, sh_ok};
+
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use hamn::config::ServiceIpConfig;
@@ -22,26 +23,6 @@ use support::{require_tool, skip_or_panic};
 
 fn fenced() -> Fenced {
     admin_override("mn1", "test: the old primary is a network namespace")
-}
-
-fn sh(program: &str, args: &[&str]) -> Output {
-    Command::new(program)
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"))
-}
-
-fn sh_ok(program: &str, args: &[&str]) -> String {
-    let out = sh(program, args);
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn netns_possible() -> bool {

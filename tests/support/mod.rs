@@ -11,6 +11,7 @@ pub mod relay;
 pub mod sim;
 
 use std::path::PathBuf;
+use std::process::{Command, Output};
 
 /// True if `name` is an executable on PATH.  Otherwise prints
 /// "SKIP: <name> not installed" and returns false, so the caller can return
@@ -43,4 +44,27 @@ pub fn skip_or_panic(reason: &str) {
         panic!("{reason}; env CI is set, so this is a failure rather than a skip");
     }
     eprintln!("SKIP: {reason}");
+}
+
+/// Runs `program args` with LC_ALL=C and returns what it did; panics only if it cannot
+/// be started.
+pub fn sh(program: &str, args: &[&str]) -> Output {
+    Command::new(program)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"))
+}
+
+/// `sh`, which must succeed; its standard output.
+pub fn sh_ok(program: &str, args: &[&str]) -> String {
+    let out = sh(program, args);
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
