@@ -1197,6 +1197,15 @@ pub fn mountpoints_of(device: &Path) -> Result<Vec<PathBuf>, FsError> {
         .collect())
 }
 
+/// Is `device` mounted on `mountpoint` now? An unreadable mount table counts as no:
+/// callers then go on to check and mount, which refuse a mounted device themselves.
+pub fn is_mounted_at(device: &Path, mountpoint: &Path) -> bool {
+    mountpoints_of(device)
+        .unwrap_or_default()
+        .iter()
+        .any(|m| m == mountpoint)
+}
+
 pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mounted, FsError> {
     let device = checked.device();
     let _span = info_span!(

@@ -301,9 +301,8 @@ pub fn run(
         let started = Instant::now();
         // The OS moved with the disks and booted from them: what it mounted at the recorded
         // place is in use; it was checked at boot and cannot be checked live.
-        let now = fs::mountpoints_of(&t.device).unwrap_or_default();
         if let Some(mp) = &t.filesystem.mountpoint
-            && now.iter().any(|m| m == Path::new(mp))
+            && fs::is_mounted_at(&t.device, Path::new(mp))
         {
             emit(
                 "in use",

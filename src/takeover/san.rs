@@ -281,6 +281,14 @@ pub fn plan(cfg: &Config, peer: &Peer, admin_says_off: bool) -> Result<Vec<Step>
     Ok(steps)
 }
 
+/// The device a [[takeover.mount]] names, which must be here.
+fn mount_device(mount: &MountConfig) -> Result<PathBuf, SanError> {
+    resolve_device(&mount.device).ok_or_else(|| SanError::NoDevice {
+        mountpoint: mount.mountpoint.display().to_string(),
+        device: mount.device.clone(),
+    })
+}
+
 /// The fencing proof every storage-touching step needs: the last one taken in this run.
 fn last_proof<'a>(proofs: &'a [Fenced], peer: &Peer) -> Result<&'a Fenced, SanError> {
     proofs.last().ok_or_else(|| SanError::NoFencing {
@@ -510,18 +518,9 @@ pub fn run(
             }
             Step::Check { mount } => {
                 let proof = last_proof(&proofs, peer)?;
-                let Some(dev) = resolve_device(&mount.device) else {
-                    return Err(SanError::NoDevice {
-                        mountpoint: mount.mountpoint.display().to_string(),
-                        device: mount.device.clone(),
-                    });
-                };
+                let dev = mount_device(mount)?;
                 // Mounted where it belongs by an earlier run: in use, checked then.
-                if fs::mountpoints_of(&dev)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|m| m == &mount.mountpoint)
-                {
+                if fs::is_mounted_at(&dev, &mount.mountpoint) {
                     j.record(&id, State::Done, "already mounted")?;
                     emit(
                         &id,
@@ -560,17 +559,8 @@ pub fn run(
                         list: failures.join("\n"),
                     });
                 }
-                let Some(dev) = resolve_device(&mount.device) else {
-                    return Err(SanError::NoDevice {
-                        mountpoint: mount.mountpoint.display().to_string(),
-                        device: mount.device.clone(),
-                    });
-                };
-                if fs::mountpoints_of(&dev)
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|m| m == &mount.mountpoint)
-                {
+                let dev = mount_device(mount)?;
+                if fs::is_mounted_at(&dev, &mount.mountpoint) {
                     j.record(&id, State::Done, "already mounted")?;
                     emit(
                         &id,

@@ -141,11 +141,9 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
         .iter()
         .map(|m| {
             let dev = super::san::resolve_device(&m.device);
-            let mounted = dev.as_ref().is_some_and(|d| {
-                crate::fs::mountpoints_of(d)
-                    .unwrap_or_default()
-                    .contains(&m.mountpoint)
-            });
+            let mounted = dev
+                .as_ref()
+                .is_some_and(|d| crate::fs::is_mounted_at(d, &m.mountpoint));
             MountState {
                 mountpoint: m.mountpoint.clone(),
                 device: dev.map_or(m.device.clone(), |d| d.display().to_string()),
