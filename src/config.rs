@@ -484,6 +484,15 @@ pub fn read_password_file(node: &str, path: &Path) -> Result<Secret, ConfigError
     Ok(Secret::from_file_contents(bytes))
 }
 
+/// This machine's host name: the node name where hamn.toml gives none (moved disks).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .map(|h| h.to_string_lossy().into_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

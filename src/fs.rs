@@ -226,6 +226,14 @@ pub enum FsError {
         exit: Option<i32>,
         said: Vec<String>,
     },
+    #[error(
+        "{mountpoint} is mounted, but `mount -o remount,rw {mountpoint}` failed{}; see `dmesg`",
+        said_text(.said)
+    )]
+    RemountFailed {
+        mountpoint: PathBuf,
+        said: Vec<String>,
+    },
 }
 
 fn exit_text(exit: Option<i32>) -> String {
@@ -1351,6 +1359,47 @@ pub fn unmount(mountpoint: &Path) -> Result<(), FsError> {
         });
     }
     info!(seconds = ran.seconds, "unmounted");
+    Ok(())
+}
+
+/// What `blkid -p` (a low-level probe, not the cache) finds on the device now:
+/// (type, UUID). The takeover compares it with the recorded identity before any check.
+pub fn blkid_probe(device: &Path) -> (Option<String>, Option<String>) {
+    let out = std::process::Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(device)
+        .env("LC_ALL", "C")
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map(str::to_string)
+    };
+    (get("TYPE="), get("UUID="))
+}
+
+/// Remount a filesystem that a takeover mounted read-only, read-write: the admin looked
+/// and now lets xCAT write.
+pub fn remount_rw(mountpoint: &Path, fenced: &Fenced) -> Result<(), FsError> {
+    let _span =
+        info_span!("fs-remount-rw", mountpoint = %mountpoint.display(), fenced = fenced.node())
+            .entered();
+    let ran = run(
+        "mount",
+        &args(["-o", "remount,rw"])
+            .into_iter()
+            .chain([mountpoint.as_os_str().to_owned()])
+            .collect::<Vec<_>>(),
+    )?;
+    if ran.exit != Some(0) {
+        return Err(FsError::RemountFailed {
+            mountpoint: mountpoint.to_path_buf(),
+            said: relevant_lines(&ran.output, 4),
+        });
+    }
     Ok(())
 }
 

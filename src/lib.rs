@@ -10,10 +10,9 @@
 // matter, and boxing them would only obscure the types.
 #![allow(clippy::result_large_err)]
 
-pub mod agent;
+pub mod app;
 pub mod bmc;
 pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod disks;
 pub mod fence;

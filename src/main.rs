@@ -4,13 +4,13 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use hamn::app;
 use hamn::cli::Cli;
-use hamn::commands;
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
-    let cli = if hamn::agent::invoked_as_agent(&argv0) {
-        hamn::agent::cli_from_agent_argv()
+    let cli = if hamn::app::agent::invoked_as_agent(&argv0) {
+        hamn::app::agent::cli_from_agent_argv()
     } else {
         Cli::try_parse()
     };
@@ -19,20 +19,20 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             if !e.use_stderr() {
-                return ExitCode::from(commands::EXIT_OK);
+                return ExitCode::from(app::EXIT_OK);
             }
             // FenceAgentAPI: a fence agent fails with 1; 2 would read as "off" to status.
-            let agent = hamn::agent::invoked_as_agent(&argv0)
+            let agent = hamn::app::agent::invoked_as_agent(&argv0)
                 || std::env::args_os().any(|a| a == "fence-agent");
             return ExitCode::from(if agent {
-                commands::EXIT_FAILED
+                app::EXIT_FAILED
             } else {
-                commands::EXIT_USAGE
+                app::EXIT_USAGE
             });
         }
     };
     hamn::logging::init(cli.log_format, cli.verbose);
-    match commands::run(&cli) {
+    match app::run(&cli) {
         Ok(report) => {
             if cli.json {
                 println!("{}", report.json);

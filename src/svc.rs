@@ -436,7 +436,7 @@ const DAD_POLL: Duration = Duration::from_millis(100);
 const MAX_IFNAME: usize = 15;
 
 /// The address xCAT's clients use, with its prefix length and interface.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceIp {
     pub address: IpAddr,
     pub prefix: u8,
@@ -988,7 +988,7 @@ const FIRST_PROBE: Duration = Duration::from_secs(10);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A service to start on takeover and stop on giveback.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
     pub name: String,
     /// May be empty when `ready` alone decides (a pure wait).

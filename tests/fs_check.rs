@@ -14,14 +14,14 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use hamn::fence::{Fenced, admin_override};
+use hamn::fence::Fenced;
 use hamn::fs::{self as hfs, FsError, Policy};
 use support::{require_tool, skip_or_panic};
 
 const MIB: u64 = 1024 * 1024;
 
 fn fenced() -> Fenced {
-    admin_override("peer", "test")
+    Fenced::for_tests("peer")
 }
 
 fn tools(names: &[&str]) -> bool {

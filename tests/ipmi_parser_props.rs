@@ -81,7 +81,7 @@ proptest! {
 
     #[test]
     fn fence_agent_standard_input_never_panics(text in "\\PC{0,200}") {
-        let _ = hamn::agent::Inputs::from_stdin_text(&text);
+        let _ = hamn::app::agent::Inputs::from_stdin_text(&text);
     }
 
     #[test]

@@ -636,7 +636,7 @@ fn fence_hamn_8_documents_every_agent_parameter() {
     let defs = defined_words(&page);
     let defined = |w: &str| defs.iter().any(|d| d.contains(w));
     let mut missing = Vec::new();
-    for p in hamn::agent::PARAMS {
+    for p in hamn::app::agent::PARAMS {
         for name in std::iter::once(&p.name).chain(p.aliases) {
             if !defined(name) {
                 missing.push(format!("parameter {name}"));

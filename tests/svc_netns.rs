@@ -17,12 +17,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hamn::config::ServiceIpConfig;
-use hamn::fence::{Fenced, admin_override};
+use hamn::fence::Fenced;
 use hamn::svc::{self, IpOutcome, Service, ServiceIp, StartOutcome, SvcError};
 use support::{require_tool, skip_or_panic};
 
 fn fenced() -> Fenced {
-    admin_override("mn1", "test: the old primary is a network namespace")
+    Fenced::for_tests("mn1")
 }
 
 fn netns_possible() -> bool {

@@ -9,7 +9,7 @@ use std::process::Command;
 use tracing::info;
 
 use super::verify::ArrayPlan;
-use crate::fence::Fenced;
+use crate::fence::proof::Fenced;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
@@ -34,6 +34,8 @@ pub enum MdError {
     },
     #[error(transparent)]
     Scan(#[from] super::scan::ScanError),
+    #[error(transparent)]
+    Proof(#[from] crate::fence::proof::ProofError),
 }
 
 fn run(args: &[String]) -> Result<String, MdError> {
@@ -134,8 +136,10 @@ pub struct Assembled {
 }
 
 /// Stop auto-assembled arrays, assemble from the verified members, confirm.
-pub fn assemble(plan: &ArrayPlan, _fenced: &Fenced) -> Result<Assembled, MdError> {
+/// `owner` is the node the disks were recorded on: the proof must be for it.
+pub fn assemble(plan: &ArrayPlan, fenced: &Fenced, owner: &str) -> Result<Assembled, MdError> {
     let label = plan.name.clone().unwrap_or_else(|| plan.uuid.clone());
+    fenced.covers(owner, &format!("array {label}"))?;
     let wanted: std::collections::BTreeSet<String> =
         plan.members.iter().map(|m| kernel_name(m)).collect();
     // A rerun after an interrupted takeover finds its own array: keep it.
@@ -201,6 +205,15 @@ pub fn assemble(plan: &ArrayPlan, _fenced: &Fenced) -> Result<Assembled, MdError
 
 fn join(s: &std::collections::BTreeSet<String>) -> String {
     s.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// Stop the array with this UUID (giveback), if it runs: its kernel name, or None.
+pub fn stop_array(uuid: &str) -> Result<Option<String>, MdError> {
+    let Some(md) = running(uuid)? else {
+        return Ok(None);
+    };
+    run(&stop_args(&md.kernel_name))?;
+    Ok(Some(md.kernel_name))
 }
 
 #[cfg(test)]

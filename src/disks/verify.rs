@@ -96,7 +96,7 @@ pub struct Finding {
 }
 
 /// An array as takeover will assemble it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ArrayPlan {
     pub uuid: String,
     pub name: Option<String>,

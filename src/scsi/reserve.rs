@@ -17,7 +17,7 @@ use super::sense;
 use super::sg::{Data, ScsiDevice, SgError};
 use crate::config::ReservationType;
 use crate::disks::{Inventory, inventory::same_wwid};
-use crate::fence::Fenced;
+use crate::fence::proof::{Fenced, ProofError};
 use crate::profiles::{Profiles, StorageProfile};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -25,6 +25,8 @@ const ALLOC: u16 = 8192;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrError {
+    #[error(transparent)]
+    Proof(#[from] ProofError),
     #[error(
         "no LUN '{0}' among this node's multipath maps and SCSI disks; see `hamn disks` for what is here"
     )]
@@ -71,7 +73,7 @@ pub enum PrError {
 }
 
 /// A LUN and the device node of each of its paths.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Lun {
     pub name: String,
     pub wwid: Option<String>,
@@ -538,8 +540,10 @@ pub fn preempt(
     victim: Key,
     ty: PrType,
     profile: Option<&StorageProfile>,
-    _fenced: &Fenced,
+    fenced: &Fenced,
+    owner: &str,
 ) -> Result<LunReport, PrError> {
+    fenced.covers(owner, &format!("LUN {}", lun.name))?;
     let report = register(lun, key)?;
     preempt_through(lun, key, victim, ty, profile, report, &lun.paths, false)
 }

@@ -51,8 +51,19 @@ pub struct Journal {
     pub entries: Vec<Entry>,
     /// Set when every step finished.
     pub complete: bool,
+    /// Which flow wrote it: "san", "moved-disks" (absent in journals of hamn before the
+    /// engine: those were all "san").
+    #[serde(default = "san")]
+    pub flow: String,
+    /// The plan as it ran last, so that giveback can run its reverse.
+    #[serde(default)]
+    pub plan: Vec<super::step::Step>,
     #[serde(skip)]
     path: PathBuf,
+}
+
+fn san() -> String {
+    "san".into()
 }
 
 fn now() -> f64 {
@@ -88,15 +99,23 @@ impl Journal {
         Ok(Some(j))
     }
 
-    pub fn new(path: &Path, peer: &str) -> Journal {
+    pub fn new(path: &Path, peer: &str, flow: &str) -> Journal {
         Journal {
             version: VERSION,
             peer: peer.into(),
             started_at: now(),
             entries: Vec::new(),
             complete: false,
+            flow: flow.into(),
+            plan: Vec::new(),
             path: path.into(),
         }
+    }
+
+    /// Record the plan this run follows (written through with the next record).
+    pub fn set_plan(&mut self, plan: &[super::step::Step]) {
+        self.plan = plan.to_vec();
+        self.complete = false;
     }
 
     pub fn path(&self) -> &Path {
@@ -167,7 +186,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("var/lib/hamn/takeover.json");
         assert!(Journal::load(&path).expect("none").is_none());
-        let mut j = Journal::new(&path, "mn1");
+        let mut j = Journal::new(&path, "mn1", "san");
         j.record("fence-storage", State::Started, "").expect("w");
         j.record("fence-storage", State::Done, "preempted")
             .expect("w");

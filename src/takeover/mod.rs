@@ -1,10 +1,15 @@
-//! `hamn takeover`: the orchestrator. It knows the order and the gates; the adapters
-//! (fence, disks, scsi, fs) know their hardware. `moved` is xCAT's recipe 1 (the failed
-//! node's disks moved into this box), `san` recipes 2 and 5 (shared LUNs), `giveback` the
-//! planned reverse, `status` what is where.
+//! The takeover engine. It knows the order and the gates; the fence module makes the
+//! proofs and the adapters (disks, md, scsi, fs, svc) know their hardware.
+//!
+//! - `step`: every step of every flow, with its exact commands for `--dry-run`;
+//! - `run`: the one executor (journal, progress events, gates, resume);
+//! - `flows`: each of xCAT's recipes as a plan of steps (`san`, `moved`);
+//! - `giveback`: the reverse plan; `status`: what is where; `journal`, `events`.
 
+pub mod events;
+pub mod flows;
 pub mod giveback;
 pub mod journal;
-pub mod moved;
-pub mod san;
+pub mod run;
 pub mod status;
+pub mod step;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::journal::{self, Journal};
+use super::journal::Journal;
 use crate::config::{Config, Peer};
 use crate::scsi::pr::Key;
 use crate::scsi::reserve;
@@ -62,20 +62,30 @@ pub struct MountState {
 pub struct JournalSummary {
     pub path: PathBuf,
     pub peer: String,
+    /// "san" or "moved-disks".
+    pub flow: String,
     pub complete: bool,
     /// Each step's last state.
     pub steps: Vec<(String, String)>,
 }
 
-pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
-    let own = reserve::key_text(Key(cfg.own_key()));
+/// `cfg`: hamn.toml, where there is one; without it (moved disks need none) what the
+/// journal and the disks say is shown.
+pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> Status {
+    let own = cfg.map_or_else(
+        || "none (no hamn.toml)".to_string(),
+        |c| reserve::key_text(Key(c.own_key())),
+    );
     let mut unknown = Vec::new();
     let peer_power = peer.map(|p| PeerPower {
         name: p.name.clone(),
         key: reserve::key_text(Key(p.pr_key())),
         power: if contact_bmc {
-            match super::san::bmc_power_state(p) {
-                Ok(s) => s,
+            match crate::profiles::Profiles::load() {
+                Ok(profiles) => match crate::fence::power::read_power(p, &profiles) {
+                    Ok(s) => s.to_string(),
+                    Err(e) => format!("unknown: {e}"),
+                },
                 Err(e) => format!("unknown: {e}"),
             }
         } else {
@@ -95,7 +105,8 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
                     degraded: a.degraded,
                 })
                 .collect();
-            match reserve::shared_luns(&inv, &cfg.storage.shared) {
+            let shared = cfg.map(|c| reserve::shared_luns(&inv, &c.storage.shared));
+            match shared.unwrap_or_else(|| Ok(Vec::new())) {
                 Ok(list) => {
                     for lun in &list {
                         let r = reserve::status(lun);
@@ -135,27 +146,9 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
         }
         Err(e) => unknown.push(format!("disks: {e}")),
     }
-    let mounts = cfg
-        .takeover
-        .mounts
-        .iter()
-        .map(|m| {
-            let dev = super::san::resolve_device(&m.device);
-            let mounted = dev
-                .as_ref()
-                .is_some_and(|d| crate::fs::is_mounted_at(d, &m.mountpoint));
-            MountState {
-                mountpoint: m.mountpoint.clone(),
-                device: dev.map_or(m.device.clone(), |d| d.display().to_string()),
-                mounted,
-            }
-        })
-        .collect();
     let service_ip =
-        cfg.takeover
-            .service_ip
-            .as_ref()
-            .map(|c| match crate::svc::ServiceIp::parse(c) {
+        cfg.and_then(|c| c.takeover.service_ip.as_ref()).map(
+            |c| match crate::svc::ServiceIp::parse(c) {
                 Ok(ip) => {
                     let state = match crate::svc::ip_present(&ip) {
                         Ok(true) => "present here".to_string(),
@@ -165,8 +158,9 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
                     format!("{}/{} on {}: {state}", ip.address, ip.prefix, ip.interface)
                 }
                 Err(e) => format!("invalid: {e}"),
-            });
-    let services = match crate::svc::services(&cfg.takeover) {
+            },
+        );
+    let services = match cfg.map_or_else(|| Ok(Vec::new()), |c| crate::svc::services(&c.takeover)) {
         Ok(list) => list
             .iter()
             .map(|sv| {
@@ -183,12 +177,43 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
             Vec::new()
         }
     };
-    let jpath = cfg
-        .takeover
-        .journal
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(journal::DEFAULT_PATH));
-    let journal = match Journal::load(&jpath) {
+    let jpath = super::run::Context::journal_path(cfg);
+    let loaded = Journal::load(&jpath);
+    // Where the journal has the plan it ran, its mounts are the ones to show (moved
+    // disks); else hamn.toml's.
+    let planned: Vec<(PathBuf, super::step::Device)> = match &loaded {
+        Ok(Some(j)) => j
+            .plan
+            .iter()
+            .filter_map(|st| match st {
+                super::step::Step::Mount { fs } => {
+                    fs.mountpoint.clone().map(|m| (m, fs.device.clone()))
+                }
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mounts: Vec<MountState> = if planned.is_empty() {
+        cfg.map(|c| {
+            c.takeover
+                .mounts
+                .iter()
+                .map(|m| {
+                    mount_state(
+                        &m.mountpoint,
+                        &super::step::Device::Spec {
+                            spec: m.device.clone(),
+                        },
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+    } else {
+        planned.iter().map(|(m, d)| mount_state(m, d)).collect()
+    };
+    let journal = match loaded {
         Ok(Some(j)) => {
             let mut steps: Vec<(String, String)> = Vec::new();
             for e in &j.entries {
@@ -201,6 +226,7 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
             Some(JournalSummary {
                 path: jpath,
                 peer: j.peer.clone(),
+                flow: j.flow.clone(),
                 complete: j.complete,
                 steps,
             })
@@ -212,7 +238,7 @@ pub fn collect(cfg: &Config, peer: Option<&Peer>, contact_bmc: bool) -> Status {
         }
     };
     Status {
-        node: cfg.node.clone(),
+        node: cfg.map_or_else(crate::config::hostname, |c| c.node.clone()),
         own_key: own,
         peer: peer_power,
         luns,
@@ -271,10 +297,13 @@ pub fn render(s: &Status) -> String {
     match &s.journal {
         Some(j) => {
             out.push(format!(
-                "takeover from {}: {} (journal {})",
+                "takeover ({}) from {}: {} (journal {})",
+                j.flow,
                 j.peer,
                 if j.complete {
                     "complete"
+                } else if j.flow == "moved-disks" {
+                    "NOT complete: run `hamn takeover --moved-disks` to continue"
                 } else {
                     "NOT complete: run `hamn takeover` to continue"
                 },
@@ -290,4 +319,45 @@ pub fn render(s: &Status) -> String {
         out.push(format!("unknown: {u}"));
     }
     out.join("\n")
+}
+
+/// Whether a planned filesystem is mounted where it belongs now.
+fn mount_state(mountpoint: &std::path::Path, device: &super::step::Device) -> MountState {
+    let dev = match device {
+        super::step::Device::Spec { spec } => super::step::resolve_spec(spec),
+        // An array's kernel name is found through its UUID below.
+        super::step::Device::Array { .. } => None,
+    };
+    let mounted = match (&dev, device) {
+        (Some(d), _) => crate::fs::is_mounted_at(d, mountpoint),
+        (None, super::step::Device::Array { uuid, .. }) => array_mounted(uuid, mountpoint),
+        (None, _) => false,
+    };
+    MountState {
+        mountpoint: mountpoint.to_path_buf(),
+        device: dev.map_or_else(
+            || match device {
+                super::step::Device::Spec { spec } => spec.clone(),
+                super::step::Device::Array { name, .. } => name.clone(),
+            },
+            |d| d.display().to_string(),
+        ),
+        mounted,
+    }
+}
+
+/// The running array with this UUID is mounted on `mountpoint`.
+fn array_mounted(uuid: &str, mountpoint: &std::path::Path) -> bool {
+    let Ok(inv) = crate::disks::inventory() else {
+        return false;
+    };
+    inv.md.iter().any(|md| {
+        md.uuid
+            .as_deref()
+            .is_some_and(|u| crate::disks::manifest::same_uuid(u, uuid))
+            && crate::fs::is_mounted_at(
+                std::path::Path::new(&format!("/dev/{}", md.kernel_name)),
+                mountpoint,
+            )
+    })
 }

@@ -11,8 +11,8 @@ use crate::bmc::lanplus::Backoff;
 use crate::bmc::{BmcError, ChassisAction, IpmiBmc, PowerControl};
 use crate::cli::{Cli, Command, FenceArgs, PowerAction, PowerArgs};
 use crate::config::{Config, ConfigError, Peer};
-use crate::fence::{self, ConfirmPolicy, FenceError, Fenced};
-use crate::profiles::{BmcProfile, ProfileError, Profiles};
+use crate::fence::{self, FenceError, profile_before_contact};
+use crate::profiles::{ProfileError, Profiles};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
@@ -21,6 +21,7 @@ pub const EXIT_CONFIG: u8 = 3;
 /// `hamn disks verify`: nothing refused, but something changed (slots, NICs, degraded accepted).
 pub const EXIT_ACCEPTABLE: u8 = 4;
 
+pub mod agent;
 mod moved;
 mod takeover;
 
@@ -35,7 +36,7 @@ pub enum CommandError {
     #[error(transparent)]
     Fence(#[from] FenceError),
     #[error(transparent)]
-    Agent(#[from] crate::agent::AgentError),
+    Agent(#[from] agent::AgentError),
     #[error(transparent)]
     Scan(#[from] crate::disks::scan::ScanError),
     #[error(transparent)]
@@ -47,11 +48,11 @@ pub enum CommandError {
     #[error(transparent)]
     Record(#[from] crate::disks::record::RecordError),
     #[error(transparent)]
-    Moved(#[from] crate::takeover::moved::MovedError),
+    Plan(#[from] crate::takeover::flows::PlanError),
     #[error(transparent)]
-    San(#[from] crate::takeover::san::SanError),
+    Engine(#[from] crate::takeover::run::EngineError),
     #[error(transparent)]
-    Giveback(#[from] crate::takeover::giveback::GivebackError),
+    Giveback(#[from] crate::takeover::giveback::GivebackPlanError),
     #[error("{0}")]
     Refused(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
@@ -63,10 +64,9 @@ impl CommandError {
         match self {
             Self::Config(_) | Self::Profile(_) | Self::Manifest(_) => EXIT_CONFIG,
             Self::Bmc(BmcError::Config(_) | BmcError::Profile { .. }) => EXIT_CONFIG,
-            Self::Fence(FenceError::Bmc {
-                source: BmcError::Config(_) | BmcError::Profile { .. },
-                ..
-            }) => EXIT_CONFIG,
+            Self::Fence(e) if e.is_config() => EXIT_CONFIG,
+            Self::Plan(crate::takeover::flows::PlanError::Fence(e)) if e.is_config() => EXIT_CONFIG,
+            Self::Engine(e) if e.is_config() => EXIT_CONFIG,
             Self::Timeout(_) | Self::Usage(_) => EXIT_USAGE,
             Self::Agent(e) => e.exit_code(),
             _ => EXIT_FAILED,
@@ -90,12 +90,12 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
             Some(crate::cli::DisksAction::Verify(a)) => moved::verify_cmd(cli, a),
             None => disks_cmd(args),
         },
-        Command::Takeover(args) => moved::takeover_cmd(cli, args),
+        Command::Takeover(args) => takeover::takeover_cmd(cli, args),
         Command::Giveback(args) => takeover::giveback_cmd(cli, args),
         Command::Status(args) => takeover::status_cmd(cli, args),
         Command::Pr { action } => pr_cmd(cli, action),
         Command::Profiles => profiles_cmd(),
-        Command::FenceAgent(args) => crate::agent::run(cli, args).map_err(Into::into),
+        Command::FenceAgent(args) => agent::run(cli, args).map_err(Into::into),
     }
 }
 
@@ -112,57 +112,6 @@ fn timeout_arg(t: Option<f64>) -> Result<Option<Duration>, CommandError> {
     }
 }
 
-/// The profile known before contacting the BMC: pinned in hamn.toml, else generic.
-pub fn profile_before_contact<'a>(
-    peer: &Peer,
-    profiles: &'a Profiles,
-) -> Result<&'a BmcProfile, ProfileError> {
-    profiles.by_name(
-        peer.bmc
-            .profile
-            .as_deref()
-            .unwrap_or(crate::profiles::GENERIC),
-    )
-}
-
-/// Fence `peer`: connect, power down, confirm. Shared by `hamn fence` and the agent.
-pub fn fence_peer(
-    peer: &Peer,
-    profiles: &Profiles,
-    timeout: Option<Duration>,
-) -> Result<(Fenced, serde_json::Value), CommandError> {
-    let started = Instant::now();
-    let pre = profile_before_contact(peer, profiles)?;
-    let connect_deadline = started + timeout.unwrap_or(pre.timeout);
-    let node = peer.name.clone();
-    let fence_err = |source| FenceError::Bmc {
-        node: node.clone(),
-        source,
-    };
-    let mut bmc = IpmiBmc::connect(peer, profiles, connect_deadline, Backoff::default())
-        .map_err(fence_err)?;
-    let profile = bmc.profile().clone();
-    let policy = ConfirmPolicy {
-        confirm_reads: profile.confirm_reads,
-        poll_interval: profile.poll_interval,
-        settle: profile.power_off_settle,
-        deadline: started + timeout.unwrap_or(profile.timeout),
-    };
-    let suite = bmc.suite().id();
-    let result = fence::fence(&peer.name, &mut bmc, policy);
-    bmc.close();
-    let fenced = result?;
-    let json = json!({
-        "node": peer.name,
-        "fenced": true,
-        "proof": fenced,
-        "profile": profile.name,
-        "cipher_suite": suite,
-        "elapsed_ms": started.elapsed().as_millis() as u64,
-    });
-    Ok((fenced, json))
-}
-
 fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     let timeout = timeout_arg(args.timeout)?;
     let (cfg, profiles) = load(cli)?;
@@ -170,8 +119,9 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     if args.dry_run {
         return fence_plan(peer, &profiles, timeout);
     }
-    let (fenced, json) = fence_peer(peer, &profiles, timeout)?;
-    let how = match fenced.method() {
+    let done = fence::fence_peer(peer, &profiles, timeout)?;
+    let json = serde_json::to_value(&done).unwrap_or_default();
+    let how = match done.proof.method() {
         fence::FenceMethod::PowerOff {
             bmc,
             reads,
@@ -418,13 +368,13 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
                 fence::admin_override(&node, "--i-know-the-peer-is-off given to hamn pr preempt")
             } else if let Some(peer) = victim_peer {
                 let profiles = Profiles::load()?;
-                fence_peer(peer, &profiles, None)?.0
+                fence::fence_peer(peer, &profiles, None)?.proof
             } else {
                 return Err(CommandError::Usage(format!(
                     "refusing to preempt key {victim_key} without a fencing proof: name the node with --victim NODE so hamn fences it through its BMC first, or, if you have confirmed it is off or disconnected, add --i-know-the-peer-is-off (logged)"
                 )));
             };
-            Some((victim_key, fenced))
+            Some((victim_key, fenced, node))
         }
         _ => None,
     };
@@ -438,10 +388,10 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             PrAction::Release(_) => reserve::release(lun, own, ty),
             PrAction::Clear(_) => reserve::clear(lun, own),
             PrAction::Preempt(_) => match &preempt {
-                Some((victim, fenced)) => {
+                Some((victim, fenced, node)) => {
                     let profiles = Profiles::load()?;
                     let profile = reserve::profile_for(lun, &profiles);
-                    reserve::preempt(lun, own, *victim, ty, profile, fenced)
+                    reserve::preempt(lun, own, *victim, ty, profile, fenced, node)
                 }
                 None => continue,
             },

@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 
+use super::{CommandError, EXIT_FAILED, EXIT_OK, Report};
 use crate::bmc::lanplus::Backoff;
 use crate::bmc::{ChassisAction, IpmiBmc, PowerControl, PowerState};
 use crate::cli::{AgentArgs, Cli};
-use crate::commands::{self, CommandError, EXIT_FAILED, EXIT_OK, Report};
 use crate::config::{
     BmcConfig, Config, ConfigError, DEFAULT_BMC_PORT, PasswordSource, Peer, SuiteSetting,
 };
+use crate::fence::{fence_peer, profile_before_contact};
 use crate::profiles::Profiles;
 use crate::secret::Secret;
 
@@ -571,7 +572,7 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
     let profiles = Profiles::load().map_err(CommandError::from)?;
     if action == "validate-all" {
         peer.password().map_err(CommandError::from)?;
-        commands::profile_before_contact(&peer, &profiles).map_err(CommandError::from)?;
+        profile_before_contact(&peer, &profiles).map_err(CommandError::from)?;
         return Ok(report("", EXIT_OK, serde_json::json!({"valid": true})));
     }
     if let (Some(d), "off" | "reboot") = (delay, action.as_str()) {
@@ -579,11 +580,13 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
     }
     match action.as_str() {
         "off" => {
-            let (fenced, json) = commands::fence_peer(&peer, &profiles, timeout)?;
-            Ok(report(off_line(&fenced), EXIT_OK, json))
+            let done = fence_peer(&peer, &profiles, timeout).map_err(CommandError::from)?;
+            let json = serde_json::to_value(&done).unwrap_or_default();
+            Ok(report(off_line(&done.proof), EXIT_OK, json))
         }
         "reboot" => {
-            let (fenced, json) = commands::fence_peer(&peer, &profiles, timeout)?;
+            let done = fence_peer(&peer, &profiles, timeout).map_err(CommandError::from)?;
+            let json = serde_json::to_value(&done).unwrap_or_default();
             // FenceAgentAPI: the reboot succeeded once the node is confirmed off; a
             // failure to power it on again is reported but does not undo the fencing.
             if let Err(e) = power_on(&peer, &profiles, timeout) {
@@ -592,7 +595,6 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
                     peer.name
                 );
             }
-            let _ = fenced;
             Ok(report("Success: Rebooted", EXIT_OK, json))
         }
         "on" => {
@@ -631,7 +633,7 @@ fn connect(
     profiles: &Profiles,
     timeout: Option<Duration>,
 ) -> Result<(IpmiBmc, Instant), AgentError> {
-    let pre = commands::profile_before_contact(peer, profiles).map_err(CommandError::from)?;
+    let pre = profile_before_contact(peer, profiles).map_err(CommandError::from)?;
     let deadline = Instant::now() + timeout.unwrap_or(pre.timeout);
     let bmc = IpmiBmc::connect(peer, profiles, deadline, Backoff::default())
         .map_err(CommandError::from)?;

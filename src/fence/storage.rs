@@ -1,0 +1,160 @@
+//! Fencing at the storage (what fence_scsi does, made a tie-breaker): the peer's key is
+//! preempted on every shared LUN, sent only through paths where this node's key is still
+//! registered, and the proof is made from this module's own read-back of every path.
+//! PREEMPT is atomic at the array: when both nodes take over at once, exactly one wins;
+//! the loser finds its key gone and stops before it touches its peer's power.
+
+use tracing::info;
+
+use super::FenceError;
+use super::proof::{FenceMethod, Fenced};
+use crate::profiles::Profiles;
+use crate::scsi::pr::{Key, PrType};
+use crate::scsi::reserve::{self, Lun, LunReport, PrError};
+
+/// Preempt `victim`'s key (node `node`) on every LUN and prove it from the read-back.
+pub fn tiebreak(
+    node: &str,
+    own: Key,
+    victim: Key,
+    ty: PrType,
+    luns: &[Lun],
+    profiles: &Profiles,
+) -> Result<Fenced, FenceError> {
+    let own_text = reserve::key_text(own);
+    let victim_text = reserve::key_text(victim);
+    let mut reports = Vec::new();
+    for lun in luns {
+        let profile = reserve::profile_for(lun, profiles);
+        match reserve::preempt_tiebreak(lun, own, victim, ty, profile) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                // A failed PREEMPT after which our key is gone: the peer won the race.
+                let lost = reserve::status(lun)
+                    .is_ok_and(|s| s.paths.iter().all(|p| !p.keys.contains(&own_text)));
+                let source = if lost && !matches!(e, PrError::NotRegistered { .. }) {
+                    PrError::NotRegistered {
+                        lun: lun.name.clone(),
+                        key: own_text.clone(),
+                        holder: victim_text.clone(),
+                    }
+                } else {
+                    e
+                };
+                return Err(FenceError::Reservation {
+                    node: node.to_string(),
+                    source,
+                });
+            }
+        }
+    }
+    by_reservation(node, &own_text, &victim_text, &reports)
+}
+
+/// Confirmed only if every LUN's read-back, on every path, shows `own` as holder and
+/// `victim` nowhere. No LUN at all is no proof. Private: the reports must be the ones
+/// this module's own preempts read back.
+fn by_reservation(
+    node: &str,
+    own: &str,
+    victim: &str,
+    reports: &[LunReport],
+) -> Result<Fenced, FenceError> {
+    let fail = |detail: String| FenceError::Storage {
+        node: node.to_string(),
+        detail,
+    };
+    if reports.is_empty() {
+        return Err(fail("no shared LUN was preempted".into()));
+    }
+    for r in reports {
+        if r.paths.is_empty() {
+            return Err(fail(format!("LUN {} has no path read back", r.lun)));
+        }
+        for p in &r.paths {
+            if !p.ok {
+                return Err(fail(format!("LUN {} path {} unreadable", r.lun, p.path)));
+            }
+            if p.holder.as_deref() != Some(own) || p.keys.iter().any(|k| k == victim) {
+                return Err(fail(format!(
+                    "LUN {} path {}: holder {}, keys [{}]; expected holder {own} without {victim}",
+                    r.lun,
+                    p.path,
+                    p.holder.as_deref().unwrap_or("none"),
+                    p.keys.join(", ")
+                )));
+            }
+        }
+    }
+    info!(
+        node,
+        luns = reports.len(),
+        "fenced at the storage: preempted and verified"
+    );
+    Ok(Fenced::new(
+        node,
+        FenceMethod::Reservation {
+            luns: reports.iter().map(|r| r.lun.clone()).collect(),
+            victim_key: victim.to_string(),
+        },
+    ))
+}
+
+#[cfg(test)]
+mod storage_tests {
+    use super::*;
+    use crate::scsi::reserve::{LunReport, PathReport};
+
+    fn path(holder: Option<&str>, keys: &[&str]) -> PathReport {
+        PathReport {
+            path: "/dev/sdb".into(),
+            ok: true,
+            error: None,
+            generation: Some(3),
+            keys: keys.iter().map(|k| k.to_string()).collect(),
+            holder: holder.map(str::to_string),
+            reservation_type: None,
+            registrants: Vec::new(),
+        }
+    }
+
+    fn lun(paths: Vec<PathReport>) -> LunReport {
+        LunReport {
+            lun: "mpatha".into(),
+            wwid: None,
+            paths,
+            notes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn storage_fencing_is_proven_only_by_every_path_showing_us_as_holder_without_the_victim() {
+        let ok = lun(vec![
+            path(Some("0xb"), &["0xb"]),
+            path(Some("0xb"), &["0xb"]),
+        ]);
+        let proof = by_reservation("mn1", "0xb", "0xa", &[ok]).expect("fenced");
+        assert!(matches!(proof.method(), FenceMethod::Reservation { .. }));
+
+        let victim_left = lun(vec![path(Some("0xb"), &["0xb", "0xa"])]);
+        let other_holder = lun(vec![path(Some("0xc"), &["0xb"])]);
+        let mut unreadable = path(None, &[]);
+        unreadable.ok = false;
+        for bad in [
+            victim_left,
+            other_holder,
+            lun(vec![unreadable]),
+            lun(vec![]),
+        ] {
+            let err = by_reservation("mn1", "0xb", "0xa", &[bad]).expect_err("not fenced");
+            assert!(
+                err.to_string().contains("NOT fenced at the storage"),
+                "{err}"
+            );
+        }
+        assert!(
+            by_reservation("mn1", "0xb", "0xa", &[]).is_err(),
+            "no LUN is no proof"
+        );
+    }
+}

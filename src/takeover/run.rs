@@ -1,0 +1,737 @@
+//! The one executor every flow runs on. For each step of a plan it writes the journal
+//! before and after, emits a progress event, and enforces the gates:
+//! - no storage write (assemble, check, mount, service IP, services, promote) without a
+//!   proof made in this run for the node taken over from; a proof for another node is
+//!   refused;
+//! - no mount, and nothing served, before every check of the plan passed;
+//! - a refused step stops the run; everything before it stays, journaled, and a rerun
+//!   continues: fencing is proven again (a proof is never read from the journal), and
+//!   every step finds what is verifiably in place and says so ("re-checked").
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use tracing::info_span;
+
+use super::events::{Event, Outcome};
+use super::journal::{self, Journal, State};
+use super::step::{Device, Filesystem, Step, resolve_spec};
+use crate::config::{Config, Peer};
+use crate::disks::manifest::same_uuid;
+use crate::disks::md;
+use crate::fence::{self, FenceError, Fenced, ProofError};
+use crate::fs::{self, Checked};
+use crate::profiles::Profiles;
+use crate::scsi::pr::Key;
+use crate::scsi::reserve;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(
+        "step '{step}' writes {peer}'s storage, but no fencing proof for {peer} was made in \
+         this run; nothing was done. Every plan fences first: this is a bug in the plan"
+    )]
+    NoProof { step: String, peer: String },
+    #[error(transparent)]
+    Proof(#[from] ProofError),
+    #[error(
+        "the disks do not match the manifest of {node}; nothing was touched:\n{list}\nSee \
+         `hamn disks verify` for the full report"
+    )]
+    Refused { node: String, list: String },
+    #[error(
+        "{peer}'s BMC {bmc}: {}\nNothing was done: the storage is untouched and nothing is \
+         mounted. Fix the BMC, or, if {peer} is confirmed off or disconnected, run the \
+         takeover again with --i-know-the-peer-is-off (logged; shared storage is still \
+         fenced)",
+        bmc_reason(.source)
+    )]
+    BmcCheck {
+        peer: String,
+        bmc: String,
+        source: FenceError,
+    },
+    #[error(
+        "{0}\nNothing else was done: the storage is untouched by this node beyond the \
+         preempt, nothing is mounted"
+    )]
+    Fence(FenceError),
+    #[error(transparent)]
+    Md(#[from] md::MdError),
+    #[error("{device} ({label}): expected {want}, but it holds {seen}; nothing is mounted. {hint}")]
+    WrongFilesystem {
+        device: String,
+        label: String,
+        want: String,
+        seen: String,
+        hint: String,
+    },
+    #[error(
+        "{count} filesystem check(s) failed; nothing was mounted:\n{list}\nRepair by hand as \
+         said, then run the takeover again: it continues from here"
+    )]
+    Checks { count: usize, list: String },
+    #[error(
+        "{what}: no device {device} on this node (is the LUN's multipath map up, the array \
+         assembled? `hamn disks` shows what is here)"
+    )]
+    NoDevice { what: String, device: String },
+    #[error("{step}: {source}")]
+    Fs { step: String, source: fs::FsError },
+    #[error(
+        "unmount {mountpoint}: {source}. Nothing after it was done: the storage is still \
+         this node's. Stop what uses it, then run `hamn giveback` again"
+    )]
+    Unmount {
+        mountpoint: String,
+        source: fs::FsError,
+    },
+    #[error("{0}")]
+    Svc(#[from] crate::svc::SvcError),
+    #[error(transparent)]
+    Pr(#[from] reserve::PrError),
+    #[error(transparent)]
+    Profile(#[from] crate::profiles::ProfileError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
+    #[error(
+        "step '{step}' needs hamn.toml (this node's reservation key and type); none was \
+         loaded"
+    )]
+    NoConfig { step: String },
+    #[error("step '{step}' is not built yet in this version of hamn")]
+    NotBuilt { step: String },
+}
+
+/// What the BMC said, without the "NOT fenced" frame of a fencing failure: the check
+/// only read.
+fn bmc_reason(e: &FenceError) -> String {
+    match e {
+        FenceError::Bmc { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
+impl EngineError {
+    /// A configuration problem rather than a refusal at the hardware: exit status 3.
+    pub fn is_config(&self) -> bool {
+        match self {
+            EngineError::BmcCheck { source, .. } | EngineError::Fence(source) => source.is_config(),
+            EngineError::Profile(_) | EngineError::NoConfig { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Which flow a run belongs to (the journal says so, and giveback reads it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Flow {
+    San,
+    MovedDisks,
+    Giveback,
+}
+
+impl Flow {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flow::San => "san",
+            Flow::MovedDisks => "moved-disks",
+            Flow::Giveback => "giveback",
+        }
+    }
+}
+
+/// What the executor needs besides the steps.
+pub struct Context<'a> {
+    pub flow: Flow,
+    /// The node taken over from (or given back to).
+    pub peer: String,
+    /// Its BMC, where hamn.toml has one.
+    pub peer_cfg: Option<&'a Peer>,
+    /// hamn.toml, where there is one (moved disks work without).
+    pub cfg: Option<&'a Config>,
+    pub journal: PathBuf,
+}
+
+impl Context<'_> {
+    pub fn journal_path(cfg: Option<&Config>) -> PathBuf {
+        cfg.and_then(|c| c.takeover.journal.clone())
+            .unwrap_or_else(|| PathBuf::from(journal::DEFAULT_PATH))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct RunOutcome {
+    pub flow: Flow,
+    pub peer: String,
+    pub proofs: Vec<Fenced>,
+    pub events: Vec<Event>,
+    pub journal: PathBuf,
+    pub resumed: bool,
+    /// Steps an earlier, interrupted run had done, found in place again.
+    pub rechecked: Vec<String>,
+}
+
+/// The executor's memory within one run.
+struct Run<'a> {
+    ctx: &'a Context<'a>,
+    journal: Journal,
+    proofs: Vec<Fenced>,
+    /// Filesystems checked in this run, by step name.
+    checked: BTreeMap<String, Checked>,
+    failures: Vec<String>,
+    /// md UUID -> the device node the assemble step left.
+    arrays: BTreeMap<String, PathBuf>,
+    profiles: Option<Profiles>,
+}
+
+/// Run the plan. `progress` sees every event as it happens.
+pub fn run(
+    ctx: &Context,
+    steps: &[Step],
+    progress: &mut dyn FnMut(&Event),
+) -> Result<RunOutcome, EngineError> {
+    let flow = ctx.flow.name();
+    let (mut journal, resumed) = match Journal::load(&ctx.journal)? {
+        // Giveback records into the takeover's journal, which it retires at the end.
+        Some(j) if ctx.flow == Flow::Giveback => (j, false),
+        Some(j) if j.peer == ctx.peer && j.flow == flow => (j, true),
+        _ => (Journal::new(&ctx.journal, &ctx.peer, flow), false),
+    };
+    if ctx.flow != Flow::Giveback {
+        journal.set_plan(steps);
+    }
+    let mut r = Run {
+        ctx,
+        journal,
+        proofs: Vec::new(),
+        checked: BTreeMap::new(),
+        failures: Vec::new(),
+        arrays: BTreeMap::new(),
+        profiles: None,
+    };
+    let mut events = Vec::new();
+    let mut rechecked = Vec::new();
+    for step in steps {
+        let id = step.id();
+        let _span = info_span!("step", step = %id, flow).entered();
+        let t = Instant::now();
+        let before = r.journal.state_of(&id);
+        r.journal.record(&id, State::Started, "")?;
+        match r.step(step) {
+            Ok((mut outcome, detail)) => {
+                if outcome == Outcome::InPlace && before.is_some() {
+                    outcome = Outcome::Rechecked;
+                }
+                if outcome == Outcome::Done && before == Some(State::Done) && is_state(step) {
+                    outcome = Outcome::Redone;
+                }
+                if outcome == Outcome::Rechecked {
+                    rechecked.push(id.clone());
+                }
+                r.journal.record(&id, State::Done, &detail)?;
+                let e = Event {
+                    step: id,
+                    outcome,
+                    detail,
+                    seconds: t.elapsed().as_secs_f64(),
+                };
+                progress(&e);
+                events.push(e);
+            }
+            // A failed check does not stop the other checks: the admin sees every
+            // filesystem that needs a repair at once. Mounting stops on it.
+            Err(Failure::Check(msg)) => {
+                r.journal.record(&id, State::Failed, &msg)?;
+                let e = Event {
+                    step: id,
+                    outcome: Outcome::Failed,
+                    detail: msg.clone(),
+                    seconds: t.elapsed().as_secs_f64(),
+                };
+                progress(&e);
+                events.push(e);
+                r.failures.push(msg);
+            }
+            Err(Failure::Stop(err)) => {
+                r.journal.record(&id, State::Failed, &err.to_string())?;
+                return Err(err);
+            }
+        }
+    }
+    r.gate_checks()?;
+    if ctx.flow == Flow::Giveback {
+        Journal::retire(&ctx.journal)?;
+    } else {
+        r.journal.finish()?;
+    }
+    Ok(RunOutcome {
+        flow: ctx.flow,
+        peer: ctx.peer.clone(),
+        proofs: r.proofs,
+        events,
+        journal: ctx.journal.clone(),
+        resumed,
+        rechecked,
+    })
+}
+
+/// Steps whose effect is a state that can vanish between runs (a mount).
+fn is_state(step: &Step) -> bool {
+    matches!(step, Step::Mount { .. })
+}
+
+enum Failure {
+    /// This filesystem failed its check; the run goes on to check the others.
+    Check(String),
+    Stop(EngineError),
+}
+
+impl<E: Into<EngineError>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Stop(e.into())
+    }
+}
+
+type StepResult = Result<(Outcome, String), Failure>;
+
+impl Run<'_> {
+    fn profiles(&mut self) -> Result<&Profiles, EngineError> {
+        if self.profiles.is_none() {
+            self.profiles = Some(Profiles::load()?);
+        }
+        match &self.profiles {
+            Some(p) => Ok(p),
+            None => Err(EngineError::NoConfig {
+                step: "profiles".into(),
+            }),
+        }
+    }
+
+    fn peer_cfg(&self, step: &Step) -> Result<&Peer, EngineError> {
+        self.ctx
+            .peer_cfg
+            .ok_or_else(|| EngineError::NoConfig { step: step.id() })
+    }
+
+    fn cfg(&self, step: &Step) -> Result<&Config, EngineError> {
+        self.ctx
+            .cfg
+            .ok_or_else(|| EngineError::NoConfig { step: step.id() })
+    }
+
+    /// The gate of every storage write: a proof from this run that covers the peer.
+    fn proof(&self, step: &Step, subject: &str) -> Result<&Fenced, EngineError> {
+        let last = self.proofs.last().ok_or_else(|| EngineError::NoProof {
+            step: step.id(),
+            peer: self.ctx.peer.clone(),
+        })?;
+        Ok(last.covers(&self.ctx.peer, subject)?)
+    }
+
+    /// The gate before any mount and anything served: every check passed.
+    fn gate_checks(&self) -> Result<(), EngineError> {
+        if self.failures.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::Checks {
+            count: self.failures.len(),
+            list: self
+                .failures
+                .iter()
+                .map(|f| format!("  {f}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        })
+    }
+
+    fn device(&self, fs: &Filesystem) -> Result<PathBuf, EngineError> {
+        let found = match &fs.device {
+            Device::Spec { spec } => resolve_spec(spec),
+            Device::Array { uuid, .. } => self.arrays.get(uuid).cloned(),
+        };
+        found.ok_or_else(|| EngineError::NoDevice {
+            what: fs.name(),
+            device: match &fs.device {
+                Device::Spec { spec } => spec.clone(),
+                Device::Array { name, .. } => name.clone(),
+            },
+        })
+    }
+
+    fn step(&mut self, step: &Step) -> StepResult {
+        let peer = self.ctx.peer.clone();
+        match step {
+            Step::VerifyDisks {
+                node,
+                verdict,
+                notes,
+                ..
+            } => {
+                if verdict == "refuse" {
+                    return Err(EngineError::Refused {
+                        node: node.clone(),
+                        list: notes.join("\n"),
+                    }
+                    .into());
+                }
+                Ok((
+                    Outcome::Done,
+                    format!("{node}'s disks verified ({verdict})"),
+                ))
+            }
+            Step::BmcCheck { bmc, .. } => {
+                let p = self.peer_cfg(step)?.clone();
+                let state = fence::power::read_power(&p, self.profiles()?).map_err(|source| {
+                    EngineError::BmcCheck {
+                        peer: peer.clone(),
+                        bmc: bmc.clone(),
+                        source,
+                    }
+                })?;
+                Ok((Outcome::Done, format!("{bmc} answers: {peer} is {state}")))
+            }
+            Step::FenceStorage {
+                victim_key, luns, ..
+            } => {
+                let cfg = self.cfg(step)?;
+                let p = self.peer_cfg(step)?;
+                let own = Key(cfg.own_key());
+                let victim = Key(p.pr_key());
+                let ty = reserve::pr_type(cfg.storage.reservation_type);
+                let luns = luns.clone();
+                let proof =
+                    fence::storage::tiebreak(&peer, own, victim, ty, &luns, self.profiles()?)
+                        .map_err(EngineError::Fence)?;
+                self.proofs.push(proof);
+                Ok((
+                    Outcome::Done,
+                    format!(
+                        "{peer}'s key {victim_key} preempted on {}; this node holds every path",
+                        luns.iter()
+                            .map(|l| l.name.clone())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+            Step::FencePower { .. } => {
+                let p = self.peer_cfg(step)?.clone();
+                let done =
+                    fence::fence_peer(&p, self.profiles()?, None).map_err(EngineError::Fence)?;
+                self.proofs.push(done.proof);
+                Ok((Outcome::Done, format!("{peer} is off, confirmed")))
+            }
+            // The step names whom the admin vouches for; the gate compares that with the
+            // node this run takes over from.
+            Step::FenceOverride {
+                peer: vouched,
+                statement,
+            } => {
+                self.proofs.push(fence::admin_override(vouched, statement));
+                Ok((
+                    Outcome::Done,
+                    format!("the admin states that {vouched} is off (logged: {statement})"),
+                ))
+            }
+            Step::Assemble { array } => {
+                let proof = self.proof(step, &md::device_name(array))?.clone();
+                let done = md::assemble(array, &proof, &peer)?;
+                self.arrays.insert(array.uuid.clone(), done.devnode.clone());
+                let label = array.name.clone().unwrap_or_else(|| array.uuid.clone());
+                let detail = format!(
+                    "{label} as {} ({}) from {}{}{}",
+                    md::device_name(array),
+                    done.kernel_name,
+                    array
+                        .members
+                        .iter()
+                        .map(|m| m.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    if done.degraded { ", DEGRADED" } else { "" },
+                    if done.reused {
+                        ", already assembled by an earlier run"
+                    } else {
+                        ""
+                    }
+                );
+                Ok((
+                    if done.reused {
+                        Outcome::InPlace
+                    } else {
+                        Outcome::Done
+                    },
+                    detail,
+                ))
+            }
+            Step::Promote { .. } => Err(EngineError::NotBuilt { step: step.id() }.into()),
+            Step::Check { fs } => self.check(step, fs),
+            Step::Mount { fs } => self.mount(step, fs),
+            Step::ServiceIp { ip } => {
+                self.gate_checks()?;
+                let proof = self.proof(step, &format!("service address {}", ip.address))?;
+                let o = crate::svc::bring_up(ip, proof)?;
+                let (outcome, what) = match o {
+                    crate::svc::IpOutcome::Added => (Outcome::Done, "added and announced"),
+                    crate::svc::IpOutcome::AlreadyPresent => {
+                        (Outcome::InPlace, "already here; announced again")
+                    }
+                };
+                Ok((
+                    outcome,
+                    format!("{}/{} on {}: {what}", ip.address, ip.prefix, ip.interface),
+                ))
+            }
+            Step::Service { service } => {
+                self.gate_checks()?;
+                let proof = self.proof(step, &format!("service {}", service.name))?;
+                Ok(match crate::svc::start(service, proof)? {
+                    crate::svc::StartOutcome::AlreadyReady => {
+                        (Outcome::InPlace, format!("{}: already ready", service.name))
+                    }
+                    crate::svc::StartOutcome::Started { waited } => (
+                        Outcome::Done,
+                        format!(
+                            "{}: started, ready after {:.1} s",
+                            service.name,
+                            waited.as_secs_f64()
+                        ),
+                    ),
+                })
+            }
+            Step::StopService { service } => {
+                crate::svc::stop(service)?;
+                Ok((Outcome::Done, "stopped".into()))
+            }
+            Step::ServiceIpDown { ip } => {
+                crate::svc::take_down(ip)?;
+                Ok((Outcome::Done, "removed".into()))
+            }
+            Step::Unmount { mountpoint } => {
+                fs::unmount(mountpoint).map_err(|source| EngineError::Unmount {
+                    mountpoint: mountpoint.display().to_string(),
+                    source,
+                })?;
+                Ok((Outcome::Done, "not mounted now".into()))
+            }
+            Step::Release { luns } => {
+                let cfg = self.cfg(step)?;
+                let own = Key(cfg.own_key());
+                let ty = reserve::pr_type(cfg.storage.reservation_type);
+                for lun in luns {
+                    reserve::release(lun, own, ty)?;
+                }
+                Ok((
+                    Outcome::Done,
+                    format!(
+                        "reservation released on {}",
+                        luns.iter()
+                            .map(|l| l.name.clone())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ))
+            }
+            Step::StopArray { uuid, name } => Ok(match md::stop_array(uuid)? {
+                Some(k) => (Outcome::Done, format!("{name} ({k}) stopped")),
+                None => (Outcome::InPlace, format!("{name} is not running")),
+            }),
+        }
+    }
+
+    fn check(&mut self, step: &Step, f: &Filesystem) -> StepResult {
+        let name = f.name();
+        let proof = self.proof(step, &format!("filesystem {name}"))?.clone();
+        let dev = self.device(f)?;
+        // Mounted where it belongs (by an earlier run, or the OS booted from moved
+        // disks): in use, checked then; it cannot be checked live.
+        if let Some(mp) = &f.mountpoint
+            && fs::is_mounted_at(&dev, mp)
+        {
+            return Ok((
+                Outcome::InPlace,
+                format!(
+                    "{} is already mounted on {}: used as it is",
+                    dev.display(),
+                    mp.display()
+                ),
+            ));
+        }
+        // Identity of what the device holds, before any check writes to it.
+        if f.uuid.is_some() {
+            identity(&dev, f)?;
+        }
+        match fs::check(&dev, &f.fs_type, f.policy, &proof) {
+            Ok(c) => {
+                let detail = format!("{} {} {}", f.fs_type, dev.display(), fs::replay_note(&c));
+                self.checked.insert(name, c);
+                Ok((Outcome::Done, detail))
+            }
+            Err(e) => Err(Failure::Check(format!("{name} ({}): {e}", dev.display()))),
+        }
+    }
+
+    fn mount(&mut self, step: &Step, f: &Filesystem) -> StepResult {
+        self.gate_checks()?;
+        let name = f.name();
+        let proof = self.proof(step, &format!("filesystem {name}"))?.clone();
+        let dev = self.device(f)?;
+        let Some(mp) = &f.mountpoint else {
+            return Ok((
+                Outcome::Done,
+                format!(
+                    "{} checked, not mounted (no mount point recorded)",
+                    dev.display()
+                ),
+            ));
+        };
+        if fs::is_mounted_at(&dev, mp) {
+            if !f.read_only {
+                fs::remount_rw(mp, &proof).map_err(|source| EngineError::Fs {
+                    step: step.id(),
+                    source,
+                })?;
+            }
+            return Ok((
+                Outcome::InPlace,
+                format!(
+                    "{} already mounted on {}{}",
+                    dev.display(),
+                    mp.display(),
+                    if f.read_only { "" } else { " (read-write)" }
+                ),
+            ));
+        }
+        let Some(c) = self.checked.get(&name) else {
+            return Err(EngineError::Checks {
+                count: 1,
+                list: format!("  {name}: not checked"),
+            }
+            .into());
+        };
+        let m = fs::mount(c, mp, f.read_only).map_err(|source| EngineError::Fs {
+            step: step.id(),
+            source,
+        })?;
+        Ok((
+            Outcome::Done,
+            format!(
+                "{} on {} ({})",
+                m.device.display(),
+                m.mountpoint.display(),
+                if m.read_only {
+                    "read-only"
+                } else {
+                    "read-write"
+                }
+            ),
+        ))
+    }
+}
+
+/// The filesystem on `dev` is the recorded one (type and UUID), or the run stops.
+fn identity(dev: &Path, f: &Filesystem) -> Result<(), EngineError> {
+    let (ty, uuid) = fs::blkid_probe(dev);
+    let type_ok = ty.as_deref() == Some(f.fs_type.as_str());
+    let uuid_ok = match (&f.uuid, &uuid) {
+        (Some(w), Some(g)) => same_uuid(w, g),
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if type_ok && uuid_ok {
+        return Ok(());
+    }
+    let shown = dev.display().to_string();
+    // No filesystem at all is most likely a damaged primary superblock; another
+    // filesystem means other data: never repair that.
+    let hint = match (ty.as_deref(), f.fs_type.as_str()) {
+        (None, "ext2" | "ext3" | "ext4") => format!(
+            "If its primary superblock is damaged, list the backups with `mke2fs -n {shown}` \
+             and repair by hand with `e2fsck -b 32768 {shown}`; then run the takeover again"
+        ),
+        (None, "xfs") => format!(
+            "If its superblock is damaged, `xfs_repair {shown}` finds a secondary one; then \
+             run the takeover again"
+        ),
+        _ => match &f.device {
+            Device::Array { .. } => {
+                format!("Stop it with `mdadm --stop {shown}` and find out which disks these are")
+            }
+            Device::Spec { spec } => format!("Find out what {spec} is before using it"),
+        },
+    };
+    Err(EngineError::WrongFilesystem {
+        hint,
+        device: shown,
+        label: f.label.clone().unwrap_or_else(|| f.name()),
+        want: format!("{} {}", f.fs_type, f.uuid.as_deref().unwrap_or("")),
+        seen: format!(
+            "{} {}",
+            ty.as_deref().unwrap_or("no filesystem blkid knows"),
+            uuid.as_deref().unwrap_or("")
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::takeover::step::Device;
+
+    fn ctx_for(peer: &str, journal: PathBuf) -> Context<'static> {
+        Context {
+            flow: Flow::San,
+            peer: peer.into(),
+            peer_cfg: None,
+            cfg: None,
+            journal,
+        }
+    }
+
+    fn install() -> Filesystem {
+        Filesystem {
+            device: Device::Spec {
+                spec: "/dev/null".into(),
+            },
+            fs_type: "ext4".into(),
+            uuid: None,
+            label: None,
+            mountpoint: Some("/install".into()),
+            policy: crate::fs::Policy::CheckOnly,
+            read_only: false,
+        }
+    }
+
+    #[test]
+    fn a_proof_for_mn1_is_refused_when_taking_over_from_mn3() {
+        let dir = tempfile::tempdir().expect("tmp");
+        // The plan fences mn1 (the admin's word), but this run takes over from mn3.
+        let steps = vec![
+            Step::FenceOverride {
+                peer: "mn1".into(),
+                statement: "test".into(),
+            },
+            Step::Check { fs: install() },
+        ];
+        let ctx = ctx_for("mn3", dir.path().join("takeover.json"));
+        let err = run(&ctx, &steps, &mut |_| {}).expect_err("refused");
+        assert!(matches!(err, EngineError::Proof(_)), "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("mn3") && msg.contains("'mn1'"), "{msg}");
+    }
+
+    #[test]
+    fn no_storage_step_runs_before_a_fencing_step() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let ctx = ctx_for("mn1", dir.path().join("takeover.json"));
+        let steps = vec![Step::Check { fs: install() }];
+        let err = run(&ctx, &steps, &mut |_| {}).expect_err("no proof");
+        assert!(matches!(err, EngineError::NoProof { .. }), "{err}");
+        let j = Journal::load(&ctx.journal).expect("read").expect("written");
+        assert_eq!(j.state_of("check /install"), Some(State::Failed));
+    }
+}
