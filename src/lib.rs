@@ -18,6 +18,7 @@ pub mod disks;
 pub mod fence;
 pub mod fs;
 pub mod logging;
+pub mod lun;
 pub mod net;
 pub mod profiles;
 pub mod scsi;

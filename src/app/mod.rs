@@ -41,6 +41,8 @@ pub enum CommandError {
     Scan(#[from] crate::disks::scan::ScanError),
     #[error(transparent)]
     Pr(#[from] crate::scsi::reserve::PrError),
+    #[error(transparent)]
+    Lun(#[from] crate::disks::luns::LunError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -345,8 +347,8 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
         &target.device,
         target.all_shared || matches!(action, PrAction::Unfence(_)),
     ) {
-        (Some(d), _) => vec![reserve::resolve(d, &inv)?],
-        (None, _) => reserve::shared_luns(&inv, &cfg.storage.shared)?,
+        (Some(d), _) => vec![crate::disks::luns::resolve(d, &inv)?],
+        (None, _) => crate::disks::luns::shared_luns(&inv, &cfg.storage.shared)?,
     };
     // Preempting requires the proof that the victim is fenced (or the admin's word).
     let preempt = match action {

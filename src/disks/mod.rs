@@ -3,6 +3,7 @@
 //! decides what each device is and assembles the picture, `render` shows it.
 
 pub mod inventory;
+pub mod luns;
 pub mod manifest;
 pub mod md;
 pub mod mdsb;

@@ -9,7 +9,6 @@ use super::flows::PlanError;
 use super::journal::{Journal, JournalError};
 use super::step::Step;
 use crate::config::Config;
-use crate::scsi::reserve;
 
 /// The reverse of one takeover step, if it left something to undo.
 fn undo(step: &Step) -> Option<Step> {
@@ -61,7 +60,7 @@ pub fn plan(
     }));
     let inv = crate::disks::inventory()?;
     steps.push(Step::Release {
-        luns: reserve::shared_luns(&inv, &cfg.storage.shared)?,
+        luns: crate::disks::luns::shared_luns(&inv, &cfg.storage.shared)?,
     });
     Ok(steps)
 }
@@ -75,7 +74,7 @@ pub enum GivebackPlanError {
     #[error(transparent)]
     Scan(#[from] crate::disks::scan::ScanError),
     #[error(transparent)]
-    Pr(#[from] reserve::PrError),
+    Lun(#[from] crate::disks::luns::LunError),
     #[error(
         "nothing to give back: no takeover journal at {journal} and no hamn.toml to say \
          what a takeover would have taken. `hamn status` shows what is here"

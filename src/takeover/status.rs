@@ -105,7 +105,7 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
                     degraded: a.degraded,
                 })
                 .collect();
-            let shared = cfg.map(|c| reserve::shared_luns(&inv, &c.storage.shared));
+            let shared = cfg.map(|c| crate::disks::luns::shared_luns(&inv, &c.storage.shared));
             match shared.unwrap_or_else(|| Ok(Vec::new())) {
                 Ok(list) => {
                     for lun in &list {

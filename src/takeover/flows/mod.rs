@@ -32,7 +32,7 @@ pub enum PlanError {
     #[error(transparent)]
     Scan(#[from] crate::disks::scan::ScanError),
     #[error(transparent)]
-    Pr(#[from] reserve::PrError),
+    Lun(#[from] crate::disks::luns::LunError),
     #[error(transparent)]
     Svc(#[from] crate::svc::SvcError),
     #[error(

@@ -4,7 +4,6 @@
 
 use super::{PlanError, fencing_steps, filesystem_steps, service_steps};
 use crate::config::{Config, FencingKind, Peer};
-use crate::scsi::reserve;
 use crate::takeover::step::{Device, Filesystem, Step};
 
 /// Who to take over from: --peer, else [takeover] peer, else the only peer.
@@ -26,7 +25,7 @@ pub fn plan(
 ) -> Result<Vec<Step>, PlanError> {
     let luns = if peer.fencing.contains(&FencingKind::Storage) {
         let inv = crate::disks::inventory()?;
-        Some(reserve::shared_luns(&inv, &cfg.storage.shared)?)
+        Some(crate::disks::luns::shared_luns(&inv, &cfg.storage.shared)?)
     } else {
         None
     };
