@@ -68,6 +68,26 @@ grep " /install " /proc/mounts > /out/rw-mounts.txt
 [ -e /install/xcatd.started ] && echo started > /out/rw-service.txt
 ip -4 addr show dev eth0 > /out/rw-ip.txt
 mdadm --detail /dev/md/hamn-0 > /out/detail.txt 2>&1
+hamn status --no-bmc > /out/status.txt 2>&1
+# Killed with SIGKILL right after each step in turn (so: during the next), then run again:
+# giveback first, so that every round starts from the disks as they were moved.
+n=0
+for step in verify-disks fence-override "assemble /dev/md/hamn-0" "check /install" \
+        "check /xcatdata" "mount /install" "mount /xcatdata" "service-ip 192.168.50.100/24"; do
+    n=$((n + 1))
+    hamn giveback > /out/giveback-$n.txt 2>&1; echo $? > /out/giveback-$n.rc
+    grep -c -e " /install " -e " /xcatdata " /proc/mounts > /out/giveback-$n-mounts.txt
+    hamn --json takeover --moved-disks --i-know-the-peer-is-off --read-write > /tmp/events 2>&1 &
+    pid=$!
+    while [ -d /proc/$pid ] && ! grep -q "\"step\":\"$step\"" /tmp/events; do sleep 0.02; done
+    kill -9 $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    cp /tmp/events /out/killed-$n.txt
+    hamn takeover --moved-disks --i-know-the-peer-is-off --read-write > /out/resume-$n.txt 2>&1; echo $? > /out/resume-$n.rc
+    grep -c -e " /install ext4 rw" -e " /xcatdata xfs rw" /proc/mounts > /out/resume-$n-mounted.txt
+    mdadm --detail /dev/md/hamn-0 | grep -c "active sync" > /out/resume-$n-members.txt
+    ip -4 addr show dev eth0 | grep -c 192.168.50.100/24 > /out/resume-$n-ip.txt
+done
 exit 0
 "#;
 
@@ -432,6 +452,60 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
         "{}",
         happy.out("detail.txt")
     );
+    // hamn status shows the moved-disks takeover's journal, without asking for hamn.toml's
+    // mounts.
+    let status = happy.out("status.txt");
+    assert!(
+        status.contains("takeover (moved-disks) from box1: complete"),
+        "{status}"
+    );
+    assert!(status.contains("/install: mounted"), "{status}");
+    // Killed after each step in turn: the rerun ends in the same state every time (array
+    // from both verified members, both filesystems mounted read-write, service IP up) and
+    // says which steps of the killed run it re-checked.
+    for n in 1..=8 {
+        let giveback = happy.out(&format!("giveback-{n}.txt"));
+        assert_eq!(rc(happy, &format!("giveback-{n}.rc")), 0, "{giveback}");
+        assert_eq!(
+            happy.out(&format!("giveback-{n}-mounts.txt")).trim(),
+            "0",
+            "giveback #{n} left mounts: {giveback}"
+        );
+        let resume = happy.out(&format!("resume-{n}.txt"));
+        let killed = happy.out(&format!("killed-{n}.txt"));
+        assert_eq!(
+            rc(happy, &format!("resume-{n}.rc")),
+            0,
+            "rerun after kill -9 #{n} (events before the kill: {killed}):\n{resume}"
+        );
+        assert_eq!(
+            happy.out(&format!("resume-{n}-mounted.txt")).trim(),
+            "2",
+            "#{n}: {resume}"
+        );
+        assert_eq!(
+            happy.out(&format!("resume-{n}-members.txt")).trim(),
+            "2",
+            "#{n}: {resume}"
+        );
+        assert_eq!(
+            happy.out(&format!("resume-{n}-ip.txt")).trim(),
+            "1",
+            "#{n}: {resume}"
+        );
+        assert!(
+            resume.contains("continuing an earlier run"),
+            "#{n}: {resume}"
+        );
+        // From the assembly on, the killed run left something the rerun finds in place.
+        if n >= 3 {
+            assert!(
+                resume.contains("re-checked what the earlier run had done: ")
+                    && resume.contains("assemble /dev/md/hamn-0"),
+                "#{n}: {resume}"
+            );
+        }
+    }
 
     // A wrong disk in raid-b's bay: refused, naming the bay and both serials.
     let verify = wrong.out("verify.txt");
