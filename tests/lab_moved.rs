@@ -126,7 +126,8 @@ exit 0
 "#;
 
 /// box1's history replayed first (it saves a boot; the disks end up exactly as if box1 had
-/// done it): raid-b is failed and pulled, then box1 writes more. raid-b is now stale.
+/// done it): raid-b is failed and removed, then box1 writes more. raid-b is now stale, and
+/// it was moved along with raid-a: it stays in the box, untouched by the takeover.
 const BOX2_STALE: &str = r#"
 set +e
 for m in $(ls /dev | grep -E '^md[0-9]+$'); do mdadm --stop /dev/$m >/dev/null 2>&1; done
@@ -137,9 +138,18 @@ mkdir -p /mnt/box1 && mount /dev/md0 /mnt/box1 && echo "after the pull" > /mnt/b
 umount /mnt/box1 && mdadm --stop /dev/md0 >/dev/null 2>&1 || exit 13
 udevadm trigger --action=change --subsystem-match=block && udevadm settle
 echo "== box2 ==" > /dev/console
+dev_of raid-b > /out/raid-b.txt
+cat /proc/mdstat > /out/mdstat-before.txt
+mdadm --examine "$(dev_of raid-b)" > /out/examine-b-before.txt 2>&1
 hamn disks verify > /out/verify.txt; echo $? > /out/verify.rc
+hamn disks verify --accept-degraded > /out/verify-accept.txt; echo $? > /out/verify-accept.rc
+hamn takeover --moved-disks --i-know-the-peer-is-off > /out/refused.txt 2>&1; echo $? > /out/refused.rc
+cat /proc/mounts > /out/refused-mounts.txt
 hamn takeover --moved-disks --accept-degraded --i-know-the-peer-is-off > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 cat /proc/mounts > /out/mounts.txt
+cat /install/after-pull > /out/data.txt 2>&1
+mdadm --detail /dev/md/hamn-0 > /out/detail.txt 2>&1
+mdadm --examine "$(dev_of raid-b)" > /out/examine-b-after.txt 2>&1
 exit 0
 "#;
 
@@ -570,7 +580,9 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
         r.assert_ok();
     }
 
-    // A stale member: refused by name, even with --accept-degraded.
+    // A stale member still in the box (failed and removed on box1): refused by name
+    // without --accept-degraded; with it, left out, untouched, and the takeover runs from
+    // the fresh member.
     let verify = stale.out("verify.txt");
     assert_eq!(rc(stale, "verify.rc"), 1, "{verify}");
     assert!(
@@ -578,8 +590,43 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
         "{verify}"
     );
     assert!(verify.contains("behind"), "{verify}");
-    assert_eq!(rc(stale, "takeover.rc"), 1, "{}", stale.out("takeover.txt"));
-    assert!(!stale.out("mounts.txt").contains("/install"));
+    assert!(verify.contains("failed and removed"), "{verify}");
+    assert!(!verify.contains("spare"), "{verify}");
+    assert!(!verify.contains("running ("), "{verify}");
+    if stale.out("mdstat-before.txt").contains("inactive") {
+        assert!(verify.contains("assembled but inactive"), "{verify}");
+    }
+    let accept = stale.out("verify-accept.txt");
+    assert_eq!(rc(stale, "verify-accept.rc"), 4, "{accept}");
+    assert!(
+        accept.contains("leaves it out, untouched") && accept.contains("--add"),
+        "{accept}"
+    );
+    assert_eq!(rc(stale, "refused.rc"), 1, "{}", stale.out("refused.txt"));
+    assert!(!stale.out("refused-mounts.txt").contains("/install"));
+    let takeover = stale.out("takeover.txt");
+    assert_eq!(rc(stale, "takeover.rc"), 0, "{takeover}\n{}", stale.console);
+    assert!(takeover.contains("DEGRADED"), "{takeover}");
+    let mounts = stale.out("mounts.txt");
+    assert!(mounts.contains(" /install ext4 ro"), "{mounts}");
+    assert!(
+        stale.out("data.txt").contains("after the pull"),
+        "{}",
+        stale.out("data.txt")
+    );
+    let raid_b = stale.out("raid-b.txt").trim().to_string();
+    let detail = stale.out("detail.txt");
+    assert!(detail.contains("Active Devices : 1"), "{detail}");
+    assert!(
+        !raid_b.is_empty() && !detail.contains(&raid_b),
+        "{raid_b}: {detail}"
+    );
+    assert_eq!(
+        events_of(&stale.out("examine-b-before.txt")),
+        events_of(&stale.out("examine-b-after.txt")),
+        "the stale member was written to:\n{}",
+        stale.out("examine-b-after.txt")
+    );
 
     // A corrupt ext4: the check fails, nothing is mounted, the repair command is named.
     let takeover = corrupt.out("takeover.txt");

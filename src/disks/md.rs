@@ -64,14 +64,21 @@ fn run(args: &[String]) -> Result<String, MdError> {
     Ok(text)
 }
 
-/// The label hamn gives an assembled array: /dev/md/hamn-<name after the colon>.
+/// The device takeover uses for an array: the running one it uses as it is (e.g.
+/// /dev/md127, assembled by udev), else the label it assembles it as (`label`).
 pub fn device_name(plan: &ArrayPlan) -> String {
-    let base = plan
-        .name
-        .as_deref()
+    match &plan.assembled {
+        Some(k) => format!("/dev/{k}"),
+        None => label(plan.name.as_deref(), &plan.uuid),
+    }
+}
+
+/// The label hamn gives an array it assembles: /dev/md/hamn-<name after the colon>.
+pub fn label(name: Option<&str>, uuid: &str) -> String {
+    let base = name
         .map(|n| n.rsplit(':').next().unwrap_or(n))
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| plan.uuid.get(..8).unwrap_or("array"));
+        .unwrap_or_else(|| uuid.get(..8).unwrap_or("array"));
     let safe: String = base
         .chars()
         .map(|c| {
@@ -95,7 +102,7 @@ pub fn stop_args(kernel_name: &str) -> Vec<String> {
 pub fn assemble_args(plan: &ArrayPlan) -> Vec<String> {
     let mut a = vec![
         "--assemble".to_string(),
-        device_name(plan),
+        label(plan.name.as_deref(), &plan.uuid),
         format!("--uuid={}", plan.uuid),
     ];
     if plan.degraded {

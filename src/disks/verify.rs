@@ -93,6 +93,20 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
     pub message: String,
+    /// A stale member that takeover leaves out, untouched, assembling its array from the
+    /// fresh members: acceptable with --accept-degraded, like the degraded array it leaves.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub left_out: bool,
+}
+
+impl Finding {
+    pub fn weight(&self, accept_degraded: bool) -> Verdict {
+        if self.left_out && accept_degraded {
+            Verdict::Acceptable
+        } else {
+            self.status.weight(accept_degraded)
+        }
+    }
 }
 
 /// An array as takeover will assemble it.
@@ -133,7 +147,7 @@ impl Verification {
     pub fn refusals(&self, accept_degraded: bool) -> impl Iterator<Item = &Finding> {
         self.findings
             .iter()
-            .filter(move |f| f.status.weight(accept_degraded) == Verdict::Refuse)
+            .filter(move |f| f.weight(accept_degraded) == Verdict::Refuse)
     }
 }
 
@@ -235,6 +249,7 @@ impl Ctx<'_> {
             status,
             device: device.map(str::to_string),
             message,
+            left_out: false,
         });
     }
 
@@ -442,42 +457,17 @@ pub fn verify(
         }
 
         // Freshness: against the freshest twin, its view of each member, and the manifest.
-        let freshest = candidates.iter().max_by_key(|c| c.3.events).map(|c| c.3);
+        let top = candidates.iter().max_by_key(|c| c.3.events);
         let mut fresh = Vec::new();
-        for (subject, kname, vol, sb, recorded_events) in &candidates {
-            let mut why = Vec::new();
-            if let Some(top) = freshest {
-                if sb.events + EVENT_MARGIN < top.events {
-                    why.push(format!(
-                        "its md event count {} is behind its twin's {}",
-                        sb.events, top.events
-                    ));
-                }
-                let seen = top.role_of(sb.dev_number);
-                if !matches!(seen, Role::Active(_)) {
-                    why.push(format!(
-                        "the freshest member's superblock lists it as {}",
-                        role_text(seen)
-                    ));
-                }
-            }
-            if sb.events + EVENT_MARGIN < *recorded_events {
-                why.push(format!(
-                    "its md event count {} is behind the {} recorded in the manifest",
-                    sb.events, recorded_events
-                ));
-            }
-            if why.is_empty() {
-                fresh.push(vol.devnode.clone());
+        let mut stale = Vec::new();
+        for (i, (_, _, vol, sb, recorded_events)) in candidates.iter().enumerate() {
+            let behind_twin = top.is_some_and(|t| sb.events + EVENT_MARGIN < t.3.events);
+            let seen = top.map_or(Role::Active(0), |t| t.3.role_of(sb.dev_number));
+            let behind_manifest = sb.events + EVENT_MARGIN < *recorded_events;
+            if behind_twin || !matches!(seen, Role::Active(_)) || behind_manifest {
+                stale.push((i, seen, behind_twin, behind_manifest));
             } else {
-                let msg = format!(
-                    "{kname} is a stale member of {label}: {}. It was pulled before the \
-                     last writes (an earlier move?): hamn will not assemble with it. Take \
-                     it out; assemble from the fresh member{}",
-                    why.join("; "),
-                    if candidates.len() > 1 { "s" } else { "" }
-                );
-                cx.add(subject, Status::Stale, Some(kname), msg);
+                fresh.push(vol.devnode.clone());
             }
         }
 
@@ -498,29 +488,167 @@ pub fn verify(
             .iter()
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
             .collect();
-        let mut assembled = None;
-        for (k, state) in &running {
-            let state_text = state.as_deref().unwrap_or("state unknown");
-            let exact = present.inventory.md.iter().any(|md| {
-                md.kernel_name == *k
-                    && md
-                        .members
-                        .iter()
-                        .map(|m| m.kernel_name.clone())
-                        .collect::<BTreeSet<_>>()
-                        == fresh_names
-            });
-            let msg = if exact && !matches!(state_text, "read-auto" | "inactive") {
-                assembled = Some(k.clone());
-                format!(
-                    "{k} is already assembled from exactly the verified members \
-                     ({state_text}): takeover uses it as it is"
-                )
+        // The running array already assembled from exactly the verified members, and
+        // writable (as md::assemble reuses it).
+        let assembled = running
+            .iter()
+            .find(|(k, state)| {
+                !matches!(state.as_deref(), None | Some("read-auto" | "inactive"))
+                    && present.inventory.md.iter().any(|md| {
+                        md.kernel_name == *k
+                            && md
+                                .members
+                                .iter()
+                                .map(|m| m.kernel_name.clone())
+                                .collect::<BTreeSet<_>>()
+                                == fresh_names
+                    })
+            })
+            .map(|(k, _)| k.clone());
+        // The device takeover assembles the array as, or uses: what add-back commands name.
+        let array_dev = assembled.as_ref().map_or_else(
+            || super::md::label(a.name.as_deref(), &a.uuid),
+            |k| format!("/dev/{k}"),
+        );
+        let fresh_list = fresh
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" and ");
+
+        for (i, seen, behind_twin, behind_manifest) in stale {
+            let (subject, kname, vol, sb, recorded_events) = &candidates[i];
+            let top_name = top.map_or("?", |t| t.1.as_str());
+            let twin = if candidates.len() == 2 {
+                "the other member's".to_string()
             } else {
-                format!(
-                    "{k} is already running ({state_text}): takeover stops it and \
-                     assembles {label} from the verified members"
-                )
+                format!("the freshest member's ({top_name})")
+            };
+            let mut why = Vec::new();
+            if behind_twin {
+                let top_events = top.map_or(0, |t| t.3.events);
+                why.push(format!(
+                    "its event count {} is behind {twin} {top_events}",
+                    sb.events
+                ));
+            }
+            match seen {
+                Role::Active(_) => {}
+                Role::Faulty => why.push(format!("{top_name}'s superblock marks it faulty")),
+                Role::Spare | Role::Unused => why.push(format!(
+                    "{top_name}'s superblock no longer lists it as a member"
+                )),
+                r => why.push(format!(
+                    "{top_name}'s superblock lists it as {}",
+                    role_text(r)
+                )),
+            }
+            if behind_manifest {
+                why.push(format!(
+                    "its md event count {} is behind the {} recorded in the manifest",
+                    sb.events, recorded_events
+                ));
+            }
+            let what = match seen {
+                Role::Faulty => format!("{kname} failed in {label} on the primary"),
+                Role::Spare | Role::Unused => {
+                    format!("{kname} was failed and removed from {label} on the primary")
+                }
+                _ => format!("{kname} is a stale member of {label}"),
+            };
+            // Its own superblock still counts the fresh members as active: it left the
+            // array while they were in sync. Otherwise it was used apart from them (each
+            // half run alone), and which half holds the wanted data is the admin's call.
+            let apart: Vec<&str> = candidates
+                .iter()
+                .filter(|c| fresh.contains(&c.2.devnode))
+                .filter(|c| !matches!(sb.role_of(c.3.dev_number), Role::Active(_)))
+                .map(|c| c.1.as_str())
+                .collect();
+            if fresh.is_empty() {
+                let msg = format!(
+                    "{kname} is a stale member of {label}: {}. It was pulled before the \
+                     last writes (an earlier move?): hamn will not assemble with it. Take \
+                     it out; assemble from the fresh member{}",
+                    why.join("; "),
+                    if candidates.len() > 1 { "s" } else { "" }
+                );
+                cx.add(subject, Status::Stale, Some(kname), msg);
+            } else if !apart.is_empty() {
+                let msg = format!(
+                    "{what}: {}; but its own superblock does not count {} as active: the \
+                     members were used apart from each other, and hamn cannot tell which \
+                     holds the data you want. Compare them (`mdadm --examine`) and decide \
+                     by hand",
+                    why.join("; "),
+                    apart.join(" and ")
+                );
+                cx.add(subject, Status::Stale, Some(kname), msg);
+            } else {
+                let now = if accept_degraded {
+                    format!(
+                        "Takeover leaves it out, untouched, and assembles {label} from \
+                         {fresh_list}, degraded"
+                    )
+                } else {
+                    format!(
+                        "Takeover can leave it out, untouched, and assemble {label} from \
+                         {fresh_list}, degraded: give --accept-degraded"
+                    )
+                };
+                let msg = format!(
+                    "{what}: {}. {now}. After the takeover, check that it is the disk that \
+                     failed (`mdadm --examine {dev}` shows {label}, events {}), then add it \
+                     back, a full resync: `mdadm {array_dev} --add {dev}`",
+                    why.join("; "),
+                    sb.events,
+                    dev = vol.devnode.display()
+                );
+                cx.add(subject, Status::Stale, Some(kname), msg);
+                if let Some(f) = cx.findings.last_mut() {
+                    f.left_out = true;
+                }
+            }
+        }
+
+        let assembles_as = super::md::label(a.name.as_deref(), &a.uuid);
+        for (k, state) in &running {
+            let members = present
+                .inventory
+                .md
+                .iter()
+                .find(|md| md.kernel_name == *k)
+                .map(|md| {
+                    md.members
+                        .iter()
+                        .map(|m| m.kernel_name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .filter(|m| !m.is_empty())
+                .map_or_else(String::new, |m| format!(" with {m}"));
+            let then = format!(
+                "takeover stops /dev/{k} first, then assembles {label} as {assembles_as} \
+                 from {fresh_list}"
+            );
+            let msg = match state.as_deref() {
+                _ if assembled.as_deref() == Some(k.as_str()) => format!(
+                    "{label} is already assembled as /dev/{k} from exactly the verified \
+                     members ({}): takeover uses it as it is",
+                    state.as_deref().unwrap_or("state unknown")
+                ),
+                Some("inactive") => format!(
+                    "/dev/{k}{members} is assembled but inactive (udev's incremental \
+                     assembly, waiting for members): {then}"
+                ),
+                Some("read-auto") => format!(
+                    "/dev/{k}{members} is assembled read-only, not yet written (read-auto, \
+                     udev's incremental assembly): {then}"
+                ),
+                s => format!(
+                    "/dev/{k}{members} is already assembled ({}): {then}",
+                    s.unwrap_or("state unknown")
+                ),
             };
             cx.add(
                 &format!("array {label}"),
@@ -686,7 +814,7 @@ pub fn verify(
     let verdict = cx
         .findings
         .iter()
-        .map(|f| f.status.weight(accept_degraded))
+        .map(|f| f.weight(accept_degraded))
         .max()
         .unwrap_or(Verdict::Good);
     Verification {
@@ -766,7 +894,7 @@ fn nets(n: &[String]) -> String {
 mod tests {
     use super::*;
     use crate::disks::manifest::{ArrayRecord, DiskRecord, MemberRecord, NicRecord};
-    use crate::disks::model::{Filesystem, Inventory};
+    use crate::disks::model::{Filesystem, Inventory, MdArray, MdMember};
     use crate::net::Nic;
 
     const UUID: &str = "0a1b2c3d:4e5f6071:8293a4b5:c6d7e8f9";
@@ -938,31 +1066,206 @@ mod tests {
         );
     }
 
+    /// box1 failed raid-b and removed it (`mdadm --fail`, `--remove`), then wrote on: raid-a
+    /// is at event 40 and no longer lists raid-b; raid-b still says 22, both active. Both
+    /// disks were moved into the standby, raid-b included.
+    fn stale_member_still_in_the_box(twin_sees_it_as: Role) -> Present {
+        present(
+            vec![
+                disk(
+                    "sda",
+                    id("raid-a", "s0"),
+                    Some(sb(0, 40, vec![Role::Active(0), twin_sees_it_as])),
+                ),
+                disk("sdb", id("raid-b", "s1"), Some(sb(1, 22, both_active()))),
+            ],
+            vec![eth0("52:54:00:00:00:01")],
+        )
+    }
+
+    fn stale_finding(v: &Verification) -> &Finding {
+        v.findings
+            .iter()
+            .find(|f| f.status == Status::Stale)
+            .expect("a stale member")
+    }
+
     #[test]
-    fn a_member_pulled_before_the_last_writes_is_stale_even_when_degraded_is_accepted() {
+    fn a_stale_member_still_in_the_box_is_left_out_with_accept_degraded_and_refused_without() {
+        let p = stale_member_still_in_the_box(Role::Spare);
+
+        // With --accept-degraded: assembled from the fresh member only, raid-b untouched.
+        let v = run(&p, true);
+        assert_eq!(v.verdict, Verdict::Acceptable, "{:#?}", v.findings);
+        assert_eq!(v.refusals(true).count(), 0);
+        assert_eq!(v.arrays[0].members, vec![PathBuf::from("/dev/sda")]);
+        assert!(v.arrays[0].degraded);
+        let f = stale_finding(&v);
+        assert_eq!(f.device.as_deref(), Some("sdb"));
+        assert!(f.left_out);
+        // Says what happened to it, not mdadm's word for an empty slot.
+        assert!(
+            f.message
+                .contains("failed and removed from box1:0 on the primary")
+                && f.message
+                    .contains("its event count 22 is behind the other member's 40"),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("spare"), "{}", f.message);
+        // How to add it back after the takeover, once it is known to be the failed disk.
+        assert!(
+            f.message.contains("leaves it out, untouched"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("mdadm --examine /dev/sdb")
+                && f.message.contains("mdadm /dev/md/hamn-0 --add /dev/sdb")
+                && f.message.contains("full resync"),
+            "{}",
+            f.message
+        );
+
+        // Without it: refused, the stale member and the degraded array both named.
+        let v = run(&p, false);
+        assert_eq!(v.verdict, Verdict::Refuse);
+        let refused: Vec<Status> = v.refusals(false).map(|f| f.status).collect();
+        assert!(refused.contains(&Status::Stale), "{refused:?}");
+        assert!(refused.contains(&Status::ArrayDegraded), "{refused:?}");
+        assert!(
+            stale_finding(&v).message.contains("--accept-degraded"),
+            "{}",
+            stale_finding(&v).message
+        );
+    }
+
+    #[test]
+    fn a_member_failed_but_not_yet_removed_on_the_primary_is_left_out_the_same_way() {
+        let v = run(&stale_member_still_in_the_box(Role::Faulty), true);
+        assert_eq!(v.verdict, Verdict::Acceptable, "{:#?}", v.findings);
+        let f = stale_finding(&v);
+        assert!(f.left_out);
+        assert!(
+            f.message.contains("behind the other member's 40") && f.message.contains("faulty"),
+            "{}",
+            f.message
+        );
+        assert_eq!(v.arrays[0].members, vec![PathBuf::from("/dev/sda")]);
+        assert_eq!(
+            run(&stale_member_still_in_the_box(Role::Faulty), false).verdict,
+            Verdict::Refuse
+        );
+    }
+
+    #[test]
+    fn members_used_apart_from_each_other_are_refused_even_when_degraded_is_accepted() {
+        // Each half was run without the other: raid-b's own superblock counts raid-a out.
         let p = present(
             vec![
-                // raid-a went on; its superblock marks raid-b faulty.
                 disk(
                     "sda",
                     id("raid-a", "s0"),
                     Some(sb(0, 40, vec![Role::Active(0), Role::Faulty])),
                 ),
-                disk("sdb", id("raid-b", "s1"), Some(sb(1, 22, both_active()))),
+                disk(
+                    "sdb",
+                    id("raid-b", "s1"),
+                    Some(sb(1, 30, vec![Role::Faulty, Role::Active(1)])),
+                ),
             ],
             vec![],
         );
         let v = run(&p, true);
         assert_eq!(v.verdict, Verdict::Refuse);
+        let f = stale_finding(&v);
+        assert!(!f.left_out);
+        assert!(f.message.contains("used apart"), "{}", f.message);
+    }
+
+    fn md(kernel_name: &str, state: &str, uuid: Option<&str>, members: &[&str]) -> MdArray {
+        MdArray {
+            kernel_name: kernel_name.into(),
+            devnode: Some(format!("/dev/{kernel_name}")),
+            name: uuid.map(|_| "box1:0".into()),
+            uuid: uuid.map(str::to_string),
+            level: None,
+            state: Some(state.into()),
+            raid_disks: None,
+            degraded: None,
+            members: members
+                .iter()
+                .map(|m| MdMember {
+                    kernel_name: (*m).into(),
+                    state: None,
+                })
+                .collect(),
+            size_bytes: None,
+            filesystem: None,
+        }
+    }
+
+    #[test]
+    fn an_inactive_array_udev_started_is_assembled_but_not_running_and_stopped_first() {
+        // udev's incremental assembly took the stale member into an inactive md127.
+        let mut p = stale_member_still_in_the_box(Role::Spare);
+        p.inventory.md.push(md("md127", "inactive", None, &["sdb"]));
+        let v = run(&p, true);
+        assert_eq!(v.verdict, Verdict::Acceptable, "{:#?}", v.findings);
         let f = v
             .findings
             .iter()
-            .find(|f| f.status == Status::Stale)
-            .expect("stale");
-        assert_eq!(f.device.as_deref(), Some("sdb"));
-        assert!(f.message.contains("behind its twin's 40"), "{}", f.message);
-        assert!(f.message.contains("faulty"), "{}", f.message);
-        assert_eq!(v.arrays[0].members, vec![PathBuf::from("/dev/sda")]);
+            .find(|f| f.status == Status::ArrayRunning)
+            .expect("md127 reported");
+        assert!(
+            f.message
+                .contains("/dev/md127 with sdb is assembled but inactive"),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("running"), "{}", f.message);
+        assert!(
+            f.message.contains("stops /dev/md127 first")
+                && f.message
+                    .contains("assembles box1:0 as /dev/md/hamn-0 from /dev/sda"),
+            "{}",
+            f.message
+        );
+        // Takeover stops every array in `running` before it assembles; md127 is not reused.
+        let a = &v.arrays[0];
+        assert_eq!(a.running, vec![("md127".into(), Some("inactive".into()))]);
+        assert_eq!(a.assembled, None);
+        assert_eq!(crate::disks::md::device_name(a), "/dev/md/hamn-0");
+    }
+
+    #[test]
+    fn an_array_already_assembled_from_the_verified_members_is_named_by_its_kernel_device() {
+        let mut p = stale_member_still_in_the_box(Role::Spare);
+        p.inventory
+            .md
+            .push(md("md127", "clean", Some(UUID), &["sda"]));
+        let v = run(&p, true);
+        let a = &v.arrays[0];
+        assert_eq!(a.assembled.as_deref(), Some("md127"));
+        assert_eq!(crate::disks::md::device_name(a), "/dev/md127");
+        let f = v
+            .findings
+            .iter()
+            .find(|f| f.status == Status::ArrayRunning)
+            .expect("md127 reported");
+        assert!(
+            f.message.contains("already assembled as /dev/md127"),
+            "{}",
+            f.message
+        );
+        // The add-back command names the array where it is.
+        assert!(
+            stale_finding(&v)
+                .message
+                .contains("mdadm /dev/md127 --add /dev/sdb"),
+            "{}",
+            stale_finding(&v).message
+        );
     }
 
     #[test]
