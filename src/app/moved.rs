@@ -140,7 +140,7 @@ fn tag(s: Status) -> &'static str {
         Status::NotMoved => "not moved",
         Status::ArrayWhole => "whole",
         Status::ArrayDegraded => "DEGRADED",
-        Status::ArrayRunning => "running",
+        Status::ArrayRunning => "assembled",
         Status::NicRenamed => "NIC RENAMED",
         Status::NicMacChanged => "NEW MAC",
         Status::NicNetworksChanged => "NETWORK CHANGED",

@@ -23,7 +23,7 @@ fn undo(step: &Step) -> Option<Step> {
             .map(|mountpoint| Step::Unmount { mountpoint }),
         Step::Assemble { array } => Some(Step::StopArray {
             uuid: array.uuid.clone(),
-            name: crate::disks::md::device_name(array),
+            name: crate::disks::md::label(array.name.as_deref(), &array.uuid),
         }),
         Step::FenceStorage { luns, .. } => Some(Step::Release { luns: luns.clone() }),
         _ => None,

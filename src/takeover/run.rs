@@ -438,13 +438,13 @@ impl Run<'_> {
                 ))
             }
             Step::Assemble { array } => {
-                let proof = self.proof(step, &md::device_name(array))?.clone();
+                let as_label = md::label(array.name.as_deref(), &array.uuid);
+                let proof = self.proof(step, &as_label)?.clone();
                 let done = md::assemble(array, &proof, &peer)?;
                 self.arrays.insert(array.uuid.clone(), done.devnode.clone());
                 let label = array.name.clone().unwrap_or_else(|| array.uuid.clone());
                 let detail = format!(
-                    "{label} as {} ({}) from {}{}{}",
-                    md::device_name(array),
+                    "{label} as {as_label} ({}) from {}{}{}",
                     done.kernel_name,
                     array
                         .members
@@ -547,6 +547,7 @@ impl Run<'_> {
         let name = f.name();
         let proof = self.proof(step, &format!("filesystem {name}"))?.clone();
         let dev = self.device(f)?;
+        let shown = shown(f, &dev);
         // Mounted where it belongs (by an earlier run, or the OS booted from moved
         // disks): in use, checked then; it cannot be checked live.
         if let Some(mp) = &f.mountpoint
@@ -555,8 +556,7 @@ impl Run<'_> {
             return Ok((
                 Outcome::InPlace,
                 format!(
-                    "{} is already mounted on {}: used as it is",
-                    dev.display(),
+                    "{shown} is already mounted on {}: used as it is",
                     mp.display()
                 ),
             ));
@@ -567,11 +567,11 @@ impl Run<'_> {
         }
         match fs::check(&dev, &f.fs_type, f.policy, &proof) {
             Ok(c) => {
-                let detail = format!("{} {} {}", f.fs_type, dev.display(), fs::replay_note(&c));
+                let detail = format!("{} {shown} {}", f.fs_type, fs::replay_note(&c));
                 self.checked.insert(name, c);
                 Ok((Outcome::Done, detail))
             }
-            Err(e) => Err(Failure::Check(format!("{name} ({}): {e}", dev.display()))),
+            Err(e) => Err(Failure::Check(format!("{name} ({shown}): {e}"))),
         }
     }
 
@@ -580,13 +580,11 @@ impl Run<'_> {
         let name = f.name();
         let proof = self.proof(step, &format!("filesystem {name}"))?.clone();
         let dev = self.device(f)?;
+        let shown = shown(f, &dev);
         let Some(mp) = &f.mountpoint else {
             return Ok((
                 Outcome::Done,
-                format!(
-                    "{} checked, not mounted (no mount point recorded)",
-                    dev.display()
-                ),
+                format!("{shown} checked, not mounted (no mount point recorded)"),
             ));
         };
         if fs::is_mounted_at(&dev, mp) {
@@ -599,8 +597,7 @@ impl Run<'_> {
             return Ok((
                 Outcome::InPlace,
                 format!(
-                    "{} already mounted on {}{}",
-                    dev.display(),
+                    "{shown} already mounted on {}{}",
                     mp.display(),
                     if f.read_only { "" } else { " (read-write)" }
                 ),
@@ -630,6 +627,20 @@ impl Run<'_> {
                 }
             ),
         ))
+    }
+}
+
+/// A device as the plan named it and as the kernel does: "/dev/md/hamn-0 (md127)".
+fn shown(f: &Filesystem, dev: &Path) -> String {
+    match &f.device {
+        Device::Array { name, .. } => format!(
+            "{name} ({})",
+            dev.file_name().map_or_else(
+                || dev.display().to_string(),
+                |n| n.to_string_lossy().into_owned()
+            )
+        ),
+        Device::Spec { .. } => dev.display().to_string(),
     }
 }
 

@@ -143,7 +143,9 @@ impl Step {
             Step::FenceStorage { .. } => "fence-storage".into(),
             Step::FencePower { .. } => "fence-power".into(),
             Step::FenceOverride { .. } => "fence-override".into(),
-            Step::Assemble { array } => format!("assemble {}", md::device_name(array)),
+            Step::Assemble { array } => {
+                format!("assemble {}", md::label(array.name.as_deref(), &array.uuid))
+            }
             Step::Promote { resource } => format!("promote {resource}"),
             Step::Check { fs } => format!("check {}", fs.name()),
             Step::Mount { fs } => format!("mount {}", fs.name()),

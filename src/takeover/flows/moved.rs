@@ -79,7 +79,7 @@ pub fn plan(req: &Request) -> Result<Vec<Step>, PlanError> {
             filesystems.push(Filesystem {
                 device: Device::Array {
                     uuid: a.uuid.clone(),
-                    name: md::device_name(a),
+                    name: md::label(a.name.as_deref(), &a.uuid),
                 },
                 fs_type: fs.fs_type.clone(),
                 uuid: fs.uuid.clone(),
