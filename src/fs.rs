@@ -22,21 +22,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{info, info_span, warn};
 
 use crate::fence::Fenced;
 
-/// What `check` may do beyond replaying the journal or log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Policy {
-    /// Only replay and check; any problem found is a refusal.
-    #[default]
-    CheckOnly,
-    /// Let the checker repair what it can repair unattended (`e2fsck -p`, `xfs_repair`).
-    Repair,
-}
+/// What `check` may do beyond replaying the journal or log; hamn.toml names it, so the
+/// configuration owns the type.
+pub use crate::config::Policy;
 
 /// One command that was run, with what its exit meant.
 #[derive(Debug, Clone, Serialize)]
