@@ -26,6 +26,7 @@ use serde::Serialize;
 use tracing::{info, info_span, warn};
 
 use crate::fence::Fenced;
+use crate::mountinfo;
 
 /// What `check` may do beyond replaying the journal or log; hamn.toml names it, so the
 /// configuration owns the type.
@@ -692,7 +693,7 @@ pub fn check(
     let table = read_mount_table()?;
     let at: Vec<String> = table
         .iter()
-        .filter(|m| m.is_device(device))
+        .filter(|m| is_device(m, device))
         .map(|m| m.mount_point.display().to_string())
         .collect();
     if !at.is_empty() {
@@ -1080,77 +1081,50 @@ fn xfs_uuid(rec: &mut Record) -> Option<String> {
 // ---------------------------------------------------------------------------------------
 // The mount table
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct MountEntry {
-    major: u32,
-    minor: u32,
-    mount_point: PathBuf,
-    read_only: bool,
-    fs_type: String,
-    source: String,
-}
+type MountEntry = mountinfo::Entry;
 
-/// One line of /proc/self/mountinfo (proc(5)).
-fn parse_mountinfo_line(line: &str) -> Option<MountEntry> {
-    let (left, right) = line.split_once(" - ")?;
-    let l: Vec<&str> = left.split(' ').collect();
-    let r: Vec<&str> = right.split(' ').collect();
-    let (major, minor) = l.get(2)?.split_once(':')?;
-    let opts = l.get(5)?;
-    Some(MountEntry {
-        major: major.parse().ok()?,
-        minor: minor.parse().ok()?,
-        mount_point: PathBuf::from(crate::disks::mounts::unescape(l.get(4)?)),
-        read_only: opts.split(',').any(|o| o == "ro"),
-        fs_type: r.first()?.to_string(),
-        source: crate::disks::mounts::unescape(r.get(1)?),
+fn read_mount_table() -> Result<Vec<MountEntry>, FsError> {
+    mountinfo::read().map_err(|e| match e {
+        mountinfo::MountinfoError::Read { path, source } => FsError::Io {
+            what: "reading the mount table".to_string(),
+            path,
+            source,
+        },
     })
 }
 
-fn read_mount_table() -> Result<Vec<MountEntry>, FsError> {
-    let path = Path::new("/proc/self/mountinfo");
-    let text = stdfs::read_to_string(path).map_err(|source| FsError::Io {
-        what: "reading the mount table".to_string(),
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok(text.lines().filter_map(parse_mountinfo_line).collect())
-}
-
-impl MountEntry {
-    /// Whether this mount is of `device`: the same block device number, the same
-    /// canonical path, or a loop device backed by the image file `device`.
-    fn is_device(&self, device: &Path) -> bool {
-        let Ok(meta) = stdfs::metadata(device) else {
-            return false;
-        };
-        if meta.file_type().is_block_device() {
-            let rdev = meta.rdev();
-            if nix::sys::stat::major(rdev) == u64::from(self.major)
-                && nix::sys::stat::minor(rdev) == u64::from(self.minor)
-            {
-                return true;
-            }
-        }
-        let Ok(canon) = stdfs::canonicalize(device) else {
-            return false;
-        };
-        if stdfs::canonicalize(&self.source).is_ok_and(|s| s == canon) {
+/// Whether this mount is of `device`: the same block device number, the same canonical
+/// path, or a loop device backed by the image file `device`.
+fn is_device(entry: &MountEntry, device: &Path) -> bool {
+    let Ok(meta) = stdfs::metadata(device) else {
+        return false;
+    };
+    if meta.file_type().is_block_device() {
+        let rdev = meta.rdev();
+        if nix::sys::stat::major(rdev) == u64::from(entry.major)
+            && nix::sys::stat::minor(rdev) == u64::from(entry.minor)
+        {
             return true;
         }
-        if meta.file_type().is_file() {
-            let backing = format!(
-                "/sys/dev/block/{}:{}/loop/backing_file",
-                self.major, self.minor
-            );
-            if let Ok(b) = stdfs::read_to_string(backing) {
-                let b = b.trim_end_matches('\n');
-                let b = b.strip_suffix(" (deleted)").unwrap_or(b);
-                return stdfs::canonicalize(b).is_ok_and(|p| p == canon);
-            }
-        }
-        false
     }
+    let Ok(canon) = stdfs::canonicalize(device) else {
+        return false;
+    };
+    if stdfs::canonicalize(&entry.source).is_ok_and(|s| s == canon) {
+        return true;
+    }
+    if meta.file_type().is_file() {
+        let backing = format!(
+            "/sys/dev/block/{}:{}/loop/backing_file",
+            entry.major, entry.minor
+        );
+        if let Ok(b) = stdfs::read_to_string(backing) {
+            let b = b.trim_end_matches('\n');
+            let b = b.strip_suffix(" (deleted)").unwrap_or(b);
+            return stdfs::canonicalize(b).is_ok_and(|p| p == canon);
+        }
+    }
+    false
 }
 
 /// What is visible at `mountpoint`: with stacked mounts, the last one.
@@ -1185,7 +1159,7 @@ pub fn replay_note(c: &Checked) -> &'static str {
 pub fn mountpoints_of(device: &Path) -> Result<Vec<PathBuf>, FsError> {
     Ok(read_mount_table()?
         .into_iter()
-        .filter(|e| e.is_device(device))
+        .filter(|e| is_device(e, device))
         .map(|e| e.mount_point)
         .collect())
 }
@@ -1221,7 +1195,7 @@ pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mo
     })?;
     let table = read_mount_table()?;
     if let Some(there) = mounted_at(&table, &mp) {
-        if !there.is_device(device) {
+        if !is_device(there, device) {
             return Err(FsError::Occupied {
                 device: device.to_path_buf(),
                 mountpoint: mp,
@@ -1247,7 +1221,7 @@ pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mo
     }
     let elsewhere: Vec<String> = table
         .iter()
-        .filter(|m| m.is_device(device))
+        .filter(|m| is_device(m, device))
         .map(|m| m.mount_point.display().to_string())
         .collect();
     if !elsewhere.is_empty() {
@@ -1273,7 +1247,7 @@ pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mo
     // mount(8) exiting 0 is not the proof; the kernel's table is.
     let table = read_mount_table()?;
     match mounted_at(&table, &mp) {
-        Some(m) if m.is_device(device) => {
+        Some(m) if is_device(m, device) => {
             info!(seconds = ran.seconds, "mounted");
             Ok(Mounted {
                 device: device.to_path_buf(),
@@ -1497,21 +1471,6 @@ mod tests {
             Some("0b3c1d5e-aaaa-bbbb-cccc-0123456789ab")
         );
         assert_eq!(parse_dumpe2fs("Filesystem UUID: <none>\n").uuid, None);
-    }
-
-    #[test]
-    fn mountinfo_lines() {
-        let l = "42 27 7:0 / /tmp/my\\040mnt rw,relatime shared:1 - ext4 /dev/loop0 rw";
-        let m = parse_mountinfo_line(l).expect("parsed");
-        assert_eq!((m.major, m.minor), (7, 0));
-        assert_eq!(m.mount_point, Path::new("/tmp/my mnt"));
-        assert!(!m.read_only);
-        assert_eq!(m.fs_type, "ext4");
-        assert_eq!(m.source, "/dev/loop0");
-        let ro = "43 27 253:3 / /install ro,noatime - xfs /dev/mapper/vg-install ro,attr2";
-        assert!(parse_mountinfo_line(ro).expect("parsed").read_only);
-        assert_eq!(parse_mountinfo_line("garbage"), None);
-        assert_eq!(crate::disks::mounts::unescape("a\\134b\\011"), "a\\b\t");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod disks;
 pub mod fence;
 pub mod fs;
 pub mod logging;
+pub mod mountinfo;
 pub mod net;
 pub mod profiles;
 pub mod scsi;
