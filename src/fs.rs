@@ -16,15 +16,14 @@ use std::fmt;
 use std::fs as stdfs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use tracing::{info, info_span, warn};
 
+use crate::exec::{self, ExecError};
 use crate::fence::Fenced;
 use crate::mountinfo;
 
@@ -146,14 +145,8 @@ pub enum FsError {
         device: PathBuf,
         mountpoints: Vec<String>,
     },
-    #[error("`{command}`: {tool} is not installed; install the {package} package")]
-    ToolMissing {
-        tool: String,
-        package: String,
-        command: String,
-    },
-    #[error("`{command}` could not be run: {source}")]
-    Run { command: String, source: io::Error },
+    #[error(transparent)]
+    Exec(#[from] ExecError),
     #[error("{0}")]
     Refused(Refusal),
     #[error("{what} {path}: {source}")]
@@ -386,110 +379,35 @@ fn xfs_meaning(v: &XfsVerdict) -> String {
 // ---------------------------------------------------------------------------------------
 // Commands
 
-/// Where the tools live when a service's PATH lacks the sbin directories.
-const FALLBACK_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
-fn package_of(tool: &str) -> &'static str {
-    match tool {
-        "e2fsck" | "dumpe2fs" | "tune2fs" => "e2fsprogs",
-        "xfs_repair" | "xfs_db" => "xfsprogs",
-        "mount" | "umount" => "mount (util-linux)",
-        _ => "providing it",
-    }
-}
-
-fn locate(tool: &str) -> Option<PathBuf> {
-    let from_path = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .unwrap_or_default();
-    from_path
-        .into_iter()
-        .chain(FALLBACK_DIRS.iter().map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| {
-            stdfs::metadata(p)
-                .map(|m| m.is_file() && m.mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
-}
-
-/// Quote for a POSIX shell only where needed, so that commands shown to the admin can be
-/// pasted as they are.
-fn shell_quote(s: &str) -> String {
-    let plain = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c));
-    if plain {
-        s.to_string()
-    } else {
-        format!("'{}'", s.replace('\'', r"'\''"))
-    }
-}
-
 fn display_command(tool: &str, args: &[OsString]) -> String {
-    std::iter::once(tool.to_string())
-        .chain(args.iter().map(|a| shell_quote(&a.to_string_lossy())))
-        .collect::<Vec<_>>()
-        .join(" ")
+    let mut argv = vec![OsString::from(tool)];
+    argv.extend(args.iter().cloned());
+    exec::display(&argv)
 }
 
+/// A finished checker or mount command, as the records and refusals show it.
 struct Ran {
     command: String,
     exit: Option<i32>,
+    /// stderr first: that is where the tools say why they stopped ("e2fsck: MMP: ...",
+    /// "Bad magic number"), which must survive the cut to a few lines.
     output: String,
     seconds: f64,
 }
 
+/// No deadline: a check of a large filesystem may rightly take hours, and killing
+/// e2fsck or xfs_repair mid-repair is worse than waiting.
 fn run(tool: &str, args: &[OsString]) -> Result<Ran, FsError> {
-    let command = display_command(tool, args);
-    let Some(program) = locate(tool) else {
-        return Err(FsError::ToolMissing {
-            tool: tool.to_string(),
-            package: package_of(tool).to_string(),
-            command,
-        });
-    };
-    let _span = info_span!("fs-step", command = %command).entered();
-    let started = Instant::now();
-    // stdin is null so that no tool can wait for an answer nobody will give.
-    // arg0 as typed, so that messages read "e2fsck: ...", not "/usr/sbin/e2fsck: ...".
-    let out = Command::new(&program)
-        .arg0(tool)
-        .args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|source| {
-            if source.kind() == io::ErrorKind::NotFound {
-                FsError::ToolMissing {
-                    tool: tool.to_string(),
-                    package: package_of(tool).to_string(),
-                    command: command.clone(),
-                }
-            } else {
-                FsError::Run {
-                    command: command.clone(),
-                    source,
-                }
-            }
-        })?;
-    let seconds = started.elapsed().as_secs_f64();
-    // stderr first: that is where the tools say why they stopped ("e2fsck: MMP: ...",
-    // "Bad magic number"), which must survive the cut to a few lines.
-    let mut output = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.stdout.is_empty() {
-        if !output.is_empty() && !output.ends_with('\n') {
-            output.push('\n');
-        }
-        output.push_str(&String::from_utf8_lossy(&out.stdout));
-    }
-    let exit = out.status.code();
-    info!(exit, seconds, "ran");
+    let mut argv = vec![OsString::from(tool)];
+    argv.extend(args.iter().cloned());
+    let cmd = exec::Command::new(argv).keep_all_output();
+    let _span = info_span!("fs-step", command = %cmd.display()).entered();
+    let ran = cmd.run()?;
     Ok(Ran {
-        command,
-        exit,
-        output,
-        seconds,
+        exit: ran.exit(),
+        output: ran.output_stderr_first(),
+        seconds: ran.seconds,
+        command: ran.command,
     })
 }
 
@@ -571,7 +489,7 @@ impl Record<'_> {
 // Plan
 
 fn dev_arg(device: &Path) -> String {
-    shell_quote(&device.to_string_lossy())
+    exec::shell_quote(&device.to_string_lossy())
 }
 
 fn is_regular_file(device: &Path) -> bool {
@@ -650,6 +568,45 @@ pub fn plan(device: &Path, fs_type: &str, policy: Policy) -> Vec<String> {
             v
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Identity
+
+/// `blkid -p` reads a device; a path that stopped answering must not hang the takeover.
+const BLKID_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What `device` holds by its own superblock: (filesystem type, filesystem UUID), e.g.
+/// (Some("ext4"), Some("0b3c...")). `-p` probes the device itself rather than trusting
+/// the udev cache, which may describe what the device held before the disks were moved.
+/// Nothing recognisable on the device is (None, None); a probe that fails is an error,
+/// never a guess.
+pub fn blkid_probe(device: &Path) -> Result<(Option<String>, Option<String>), FsError> {
+    let cmd = exec::Command::new([
+        OsString::from("blkid"),
+        OsString::from("-p"),
+        OsString::from("-o"),
+        OsString::from("export"),
+        device.as_os_str().to_owned(),
+    ])
+    .timeout(BLKID_TIMEOUT);
+    let ran = cmd.run()?;
+    match ran.exit() {
+        Some(0) => Ok(parse_blkid_export(&ran.stdout)),
+        // blkid(8): 2 is "no token found", i.e. no known signature on the device.
+        Some(2) => Ok((None, None)),
+        _ => Err(ran.failure().into()),
+    }
+}
+
+fn parse_blkid_export(text: &str) -> (Option<String>, Option<String>) {
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k))
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    (get("TYPE="), get("UUID="))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -969,7 +926,7 @@ fn replay_xfs_log(rec: &mut Record, _fenced: &Fenced, trial: bool) -> Result<(),
                        mounted there";
         let next = vec![format!(
             "`umount {}`, then run again",
-            shell_quote(&dir.to_string_lossy())
+            exec::shell_quote(&dir.to_string_lossy())
         )];
         return Err(rec.refuse(&ran, meaning, next));
     }
@@ -1474,6 +1431,20 @@ mod tests {
     }
 
     #[test]
+    fn blkid_export_gives_type_and_uuid() {
+        let out = "DEVNAME=/dev/md127\nUUID=0b3c1d5e-aaaa-bbbb-cccc-0123456789ab\n\
+                   BLOCK_SIZE=4096\nTYPE=ext4\nUSAGE=filesystem\n";
+        assert_eq!(
+            parse_blkid_export(out),
+            (
+                Some("ext4".to_string()),
+                Some("0b3c1d5e-aaaa-bbbb-cccc-0123456789ab".to_string())
+            )
+        );
+        assert_eq!(parse_blkid_export("DEVNAME=/dev/sdz\n"), (None, None));
+    }
+
+    #[test]
     fn relevant_lines_drop_progress_and_banners() {
         let out = "e2fsck 1.47.0 (5-Feb-2023)\nPass 1: Checking inodes\n\
                    Cannot get host filesystem geometry.\n        - agno = 0\n\
@@ -1483,13 +1454,6 @@ mod tests {
         let r = relevant_lines(&many, 3);
         assert_eq!(r.len(), 4);
         assert_eq!(r[3], "... (9 more lines)");
-    }
-
-    #[test]
-    fn commands_shown_are_pasteable() {
-        assert_eq!(shell_quote("/dev/sda1"), "/dev/sda1");
-        assert_eq!(shell_quote("/tmp/a b"), "'/tmp/a b'");
-        assert_eq!(shell_quote("it's"), r"'it'\''s'");
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod disks;
+pub mod exec;
 pub mod fence;
 pub mod fs;
 pub mod logging;

@@ -17,18 +17,14 @@
 //! `net.ipv6.conf.IF.ndisc_notify=1` if the switches need one.
 
 use std::collections::BTreeSet;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, info_span, warn};
 
 use crate::config::{ServiceConfig, ServiceIpConfig, TakeoverConfig};
+use crate::exec::{self, ExecError, Ran};
 use crate::fence::Fenced;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,36 +115,10 @@ pub enum SvcError {
         command: String,
         source: Box<SvcError>,
     },
-    #[error("program '{program}' not found (PATH={path}); {hint}")]
-    MissingProgram {
-        program: String,
-        path: String,
-        hint: String,
-    },
-    #[error("cannot run `{command}`: {source}")]
-    Spawn {
-        command: String,
-        source: std::io::Error,
-    },
-    #[error("`{command}` {status}{output}")]
-    CommandFailed {
-        command: String,
-        status: String,
-        output: String,
-    },
-    #[error("`{command}` did not finish within {seconds:.0}s and was killed{output}")]
-    CommandTimeout {
-        command: String,
-        seconds: f64,
-        output: String,
-    },
+    #[error(transparent)]
+    Exec(#[from] ExecError),
     #[error("cannot understand the output of `{command}`: {reason}")]
     Unparsable { command: String, reason: String },
-    #[error(
-        "cannot create a file for command output in {dir}: {source}; make the temporary \
-         directory writable (or point TMPDIR elsewhere) and rerun"
-    )]
-    Capture { dir: String, source: std::io::Error },
     #[error("unknown [takeover] preset '{name}'; known presets: {known}")]
     UnknownPreset { name: String, known: String },
     #[error("[[takeover.service]] '{name}': {reason}")]
@@ -178,246 +148,24 @@ pub enum SvcError {
 // ---------------------------------------------------------------------------------------
 // Running commands
 
-/// How many lines of a failed command's output an error quotes.
-const TAIL_LINES: usize = 8;
-/// Longer lines are cut: an error message is read by a person at a terminal.
-const TAIL_LINE_CHARS: usize = 300;
-/// Only the end of a command's output is read back; the end is where the errors are.
-const OUTPUT_WINDOW: u64 = 256 * 1024;
-
-#[derive(Debug)]
-struct Ran {
-    command: String,
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Ran {
-    fn output(&self) -> String {
-        format!("{}{}", self.stdout, self.stderr)
-    }
-
-    fn failure(&self) -> SvcError {
-        SvcError::CommandFailed {
-            command: self.command.clone(),
-            status: describe_status(self.status),
-            output: tail(&self.output()),
-        }
-    }
-}
-
-fn describe_status(status: ExitStatus) -> String {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => format!("was killed by signal {sig}"),
-        (None, None) => "ended abnormally".to_string(),
-    }
-}
-
-/// The last lines of a command's output, formatted to end an error message.
-fn tail(output: &str) -> String {
-    let lines: Vec<String> = output
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            if l.chars().count() > TAIL_LINE_CHARS {
-                format!("{}...", l.chars().take(TAIL_LINE_CHARS).collect::<String>())
-            } else {
-                l.to_string()
-            }
-        })
-        .collect();
-    if lines.is_empty() {
-        return String::new();
-    }
-    let from = lines.len().saturating_sub(TAIL_LINES);
-    format!(
-        "; its output ended with:\n    {}",
-        lines[from..].join("\n    ")
-    )
-}
-
-/// An argv as an admin would type it at a shell, so that plans and errors can be pasted.
-fn display(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| shell_quote(a))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = !arg.is_empty()
-        && arg
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
-    if plain {
-        arg.to_string()
-    } else {
-        format!("'{}'", arg.replace('\'', r"'\''"))
-    }
-}
-
 fn argv(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| (*s).to_string()).collect()
 }
 
-fn install_hint(program: &str) -> String {
-    let base = program.rsplit('/').next().unwrap_or(program);
-    match base {
-        "arping" => "install it (Debian/Ubuntu: apt-get install iputils-arping; RHEL/SLES: \
-                     the iputils package)"
-            .into(),
-        "ip" => "install iproute2 (RHEL: iproute)".into(),
-        "systemctl" => "hamn's xcat preset expects systemd; give the service's own commands \
-                        in a [[takeover.service]] entry of the same name"
-            .into(),
-        _ if program.starts_with("/opt/xcat/") => {
-            "is xCAT installed on this node? It must be, identically, on both management nodes"
-                .into()
-        }
-        _ => "install it, or correct the command in hamn.toml".into(),
-    }
-}
-
-/// Output goes to unlinked files rather than pipes: a daemon that a start command leaves
-/// behind may keep its inherited stdout open for ever, and a pipe would then either never
-/// reach end-of-file or, once we stop reading, block or SIGPIPE that daemon.
-fn capture_file() -> Result<std::fs::File, SvcError> {
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir();
-    let capture_err = |source| SvcError::Capture {
-        dir: dir.display().to_string(),
-        source,
-    };
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let path = dir.join(format!(
-        ".hamn-svc-{}-{}-{nanos}",
-        std::process::id(),
-        SEQ.fetch_add(1, Ordering::Relaxed)
-    ));
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(capture_err)?;
-    std::fs::remove_file(&path).map_err(capture_err)?;
-    Ok(file)
-}
-
-fn read_back(file: &mut std::fs::File) -> String {
-    let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
-    let mut bytes = Vec::new();
-    if file
-        .seek(SeekFrom::Start(len.saturating_sub(OUTPUT_WINDOW)))
-        .is_ok()
-    {
-        let _ = file.read_to_end(&mut bytes);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Kill the command and whatever it started: it runs in its own process group so that a
-/// timed-out start script's children do not outlive it.
-fn kill_group(child: &mut Child) {
-    let killed = i32::try_from(child.id()).is_ok_and(|pid| {
-        nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .is_ok()
-    });
-    if !killed {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
+fn command(argv: &[String], timeout: Duration) -> exec::Command {
+    exec::Command::new(argv.iter().cloned())
+        .timeout(timeout)
+        .hint("install it, or correct the command in hamn.toml")
 }
 
 /// Run `argv` with a deadline. Returns whatever the exit status; errors only when the
 /// program could not be run or did not finish in time.
 fn run(argv: &[String], timeout: Duration) -> Result<Ran, SvcError> {
-    let command = display(argv);
-    let Some((program, args)) = argv.split_first() else {
-        return Err(SvcError::Spawn {
-            command,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty command"),
-        });
-    };
-    let mut out = capture_file()?;
-    let mut err = capture_file()?;
-    let spawn_err = |source| SvcError::Spawn {
-        command: command.clone(),
-        source,
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().map_err(spawn_err)?))
-        .stderr(Stdio::from(err.try_clone().map_err(spawn_err)?))
-        .process_group(0);
-    // xCAT's client commands find their certificate in $HOME/.xcat, and a cluster manager
-    // may start hamn without HOME.
-    if std::env::var_os("HOME").is_none()
-        && let Ok(Some(user)) = nix::unistd::User::from_uid(nix::unistd::geteuid())
-    {
-        cmd.env("HOME", user.dir);
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(SvcError::MissingProgram {
-                program: program.clone(),
-                path: std::env::var("PATH").unwrap_or_default(),
-                hint: install_hint(program),
-            });
-        }
-        Err(source) => return Err(SvcError::Spawn { command, source }),
-    };
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(2);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(source) => {
-                kill_group(&mut child);
-                return Err(SvcError::Spawn { command, source });
-            }
-        }
-        let elapsed = started.elapsed();
-        if elapsed >= timeout {
-            kill_group(&mut child);
-            let output = format!("{}{}", read_back(&mut out), read_back(&mut err));
-            return Err(SvcError::CommandTimeout {
-                command,
-                seconds: timeout.as_secs_f64(),
-                output: tail(&output),
-            });
-        }
-        std::thread::sleep(pause.min(timeout - elapsed));
-        pause = (pause * 2).min(Duration::from_millis(50));
-    };
-    Ok(Ran {
-        command,
-        status,
-        stdout: read_back(&mut out),
-        stderr: read_back(&mut err),
-    })
+    Ok(command(argv, timeout).run()?)
 }
 
 fn run_ok(argv: &[String], timeout: Duration) -> Result<Ran, SvcError> {
-    let ran = run(argv, timeout)?;
-    if ran.status.success() {
-        Ok(ran)
-    } else {
-        Err(ran.failure())
-    }
+    Ok(command(argv, timeout).run_ok()?)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -621,11 +369,11 @@ fn announce_argv(ip: &ServiceIp) -> Vec<String> {
 pub fn ip_plan(ip: &ServiceIp) -> Vec<String> {
     match ip.address {
         IpAddr::V4(_) => vec![
-            display(&dad_probe_argv(ip)),
-            display(&add_argv(ip)),
-            display(&announce_argv(ip)),
+            exec::display(&dad_probe_argv(ip)),
+            exec::display(&add_argv(ip)),
+            exec::display(&announce_argv(ip)),
         ],
-        IpAddr::V6(_) => vec![display(&add_argv(ip))],
+        IpAddr::V6(_) => vec![exec::display(&add_argv(ip))],
     }
 }
 
@@ -682,7 +430,7 @@ const IP_ADDR_SHOW: &[&str] = &["ip", "-j", "addr", "show"];
 
 fn parse_links(json: &str) -> Result<Vec<IpLink>, SvcError> {
     serde_json::from_str(json.trim()).map_err(|e| SvcError::Unparsable {
-        command: display(&argv(IP_ADDR_SHOW)),
+        command: exec::display(&argv(IP_ADDR_SHOW)),
         reason: format!("{e} (JSON output needs iproute2 4.13 or later)"),
     })
 }
@@ -695,7 +443,7 @@ fn inspect(links: &[IpLink], ip: &ServiceIp) -> Result<LinkView, SvcError> {
     let device = ip.device();
     let held = |info: &IpAddrInfo| -> Result<u8, SvcError> {
         info.prefixlen.ok_or_else(|| SvcError::Unparsable {
-            command: display(&argv(IP_ADDR_SHOW)),
+            command: exec::display(&argv(IP_ADDR_SHOW)),
             reason: format!("no prefixlen for {}", ip.address),
         })
     };
@@ -772,12 +520,12 @@ fn link_usable(ip: &ServiceIp, view: &LinkView) -> Result<(), SvcError> {
 /// somebody did.
 fn probe_v4(ip: &ServiceIp) -> Result<Option<String>, SvcError> {
     let ran = run(&dad_probe_argv(ip), DAD_PROBE_TIMEOUT)?;
-    match ran.status.code() {
+    match ran.exit() {
         Some(0) => Ok(None),
         Some(1) => Ok(Some(reply_mac(&ran.stdout).unwrap_or_else(|| {
             "a host whose MAC arping did not print".to_string()
         }))),
-        _ => Err(ran.failure()),
+        _ => Err(ran.failure().into()),
     }
 }
 
@@ -860,7 +608,7 @@ fn bring_up_v4(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, SvcError> {
     run_ok(&announce, ANNOUNCE_TIMEOUT).map_err(|source| SvcError::AnnounceFailed {
         address: ip.address,
         interface: ip.device().to_string(),
-        command: display(&announce),
+        command: exec::display(&announce),
         source: Box::new(source),
     })?;
     info!("announced with gratuitous ARP");
@@ -932,7 +680,7 @@ fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, SvcError> {
         match held {
             None => {
                 return Err(SvcError::Unparsable {
-                    command: display(&argv(IP_ADDR_SHOW)),
+                    command: exec::display(&argv(IP_ADDR_SHOW)),
                     reason: format!("{} vanished from {}", ip.address, ip.device()),
                 });
             }
@@ -1244,9 +992,9 @@ fn service_err(s: &Service, action: &'static str, source: SvcError) -> SvcError 
 /// polling.
 fn probe(s: &Service, timeout: Duration) -> Result<Result<(), String>, SvcError> {
     match run(&s.ready, timeout) {
-        Ok(ran) if ran.status.success() => Ok(Ok(())),
+        Ok(ran) if ran.success() => Ok(Ok(())),
         Ok(ran) => Ok(Err(ran.output())),
-        Err(e @ SvcError::CommandTimeout { .. }) => Ok(Err(e.to_string())),
+        Err(SvcError::Exec(e @ ExecError::Timeout { .. })) => Ok(Err(e.to_string())),
         Err(e) => Err(service_err(s, "the readiness check", e)),
     }
 }
@@ -1294,8 +1042,8 @@ pub fn start(s: &Service, fenced: &Fenced) -> Result<StartOutcome, SvcError> {
             return Err(SvcError::NotReady {
                 service: s.name.clone(),
                 waited: started.elapsed().as_secs_f64(),
-                ready: display(&s.ready),
-                output: tail(&last),
+                ready: exec::display(&s.ready),
+                output: exec::tail(&last),
             });
         }
         std::thread::sleep(READY_POLL.min(remaining));
@@ -1319,7 +1067,7 @@ pub fn service_plan(s: &Service) -> Vec<String> {
     [&s.start, &s.ready]
         .into_iter()
         .filter(|c| !c.is_empty())
-        .map(|c| display(c))
+        .map(|c| exec::display(c))
         .collect()
 }
 
@@ -1632,39 +1380,5 @@ mod tests {
         let mut odd = Service::from_preset(&XCAT_PRESET[0]);
         odd.start = argv(&["touch", "/tmp/a file", "it's"]);
         assert_eq!(service_plan(&odd)[0], r"touch '/tmp/a file' 'it'\''s'");
-    }
-
-    #[test]
-    fn command_output_tails_are_short() {
-        let long: String = (0..30).map(|i| format!("line {i}\n")).collect();
-        let t = tail(&long);
-        assert!(t.contains("line 29") && t.contains("line 22"), "{t}");
-        assert!(!t.contains("line 21"), "{t}");
-        assert_eq!(tail("\n  \n"), "");
-    }
-
-    #[test]
-    fn commands_run_without_a_shell_and_report_failures() {
-        let ran = run(&argv(&["echo", "$HOME", "*"]), Duration::from_secs(5)).expect("runs");
-        assert_eq!(ran.stdout, "$HOME *\n");
-        let e = run_ok(
-            &argv(&["ls", "/nonexistent-hamn-path"]),
-            Duration::from_secs(5),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("`ls /nonexistent-hamn-path` exited with status 2"),
-            "{e}"
-        );
-        assert!(e.contains("No such file or directory"), "{e} (LC_ALL=C)");
-        let e = run(&argv(&["hamn-no-such-program"]), Duration::from_secs(5))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("'hamn-no-such-program' not found"), "{e}");
-        let t0 = Instant::now();
-        let e = run(&argv(&["sleep", "30"]), Duration::from_millis(300)).unwrap_err();
-        assert!(matches!(e, SvcError::CommandTimeout { .. }), "{e}");
-        assert!(t0.elapsed() < Duration::from_secs(5));
     }
 }

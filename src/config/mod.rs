@@ -377,7 +377,11 @@ impl Config {
             }
             let password = match (&peer.bmc.password_file, &peer.bmc.password_env) {
                 (Some(f), None) => PasswordSource::File(f.clone()),
-                (None, Some(v)) => PasswordSource::Env(v.clone()),
+                (None, Some(v)) => {
+                    // hamn reads it; the programs it runs have no business with it.
+                    crate::exec::scrub_env_var(v);
+                    PasswordSource::Env(v.clone())
+                }
                 _ => {
                     return Err(invalid(
                         start,
