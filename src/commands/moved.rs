@@ -316,9 +316,9 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
     let mut served = Vec::new();
     if let Some(c) = cfg.as_ref().filter(|_| args.read_write) {
         if let Some(ipc) = &c.takeover.service_ip {
-            let ip = crate::svc::ServiceIp::parse(ipc)
+            let ip = crate::net::ServiceIp::parse(ipc)
                 .map_err(|e| CommandError::Refused(e.to_string()))?;
-            crate::svc::bring_up(&ip, &outcome.fenced)
+            crate::net::bring_up(&ip, &outcome.fenced)
                 .map_err(|e| CommandError::Refused(e.to_string()))?;
             say(format!(
                 "hamn: service IP {}/{} up on {}",

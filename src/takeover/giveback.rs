@@ -29,6 +29,11 @@ pub enum GivebackError {
          fix it and run `hamn giveback` again"
     )]
     Svc(#[from] crate::svc::SvcError),
+    #[error(
+        "{0}. Nothing after it was done: the storage is still mounted and reserved here; \
+         fix it and run `hamn giveback` again"
+    )]
+    Net(#[from] crate::net::NetError),
     #[error(transparent)]
     Pr(#[from] reserve::PrError),
     #[error(transparent)]
@@ -56,7 +61,7 @@ pub fn plan(cfg: &Config) -> Vec<String> {
         .takeover
         .service_ip
         .as_ref()
-        .and_then(|c| crate::svc::ServiceIp::parse(c).ok())
+        .and_then(|c| crate::net::ServiceIp::parse(c).ok())
     {
         out.push(format!(
             "ip addr del {}/{} dev {}",
@@ -106,8 +111,8 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Step)) -> Result<Vec<Step>, G
     }
     if let Some(c) = &cfg.takeover.service_ip {
         let t = Instant::now();
-        let ip = crate::svc::ServiceIp::parse(c)?;
-        crate::svc::take_down(&ip)?;
+        let ip = crate::net::ServiceIp::parse(c)?;
+        crate::net::take_down(&ip)?;
         emit(
             format!("service-ip {}/{}", ip.address, ip.prefix),
             "removed".into(),

@@ -67,6 +67,8 @@ pub enum SanError {
     Power(String),
     #[error(transparent)]
     Svc(#[from] crate::svc::SvcError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error(
         "[[takeover.mount]] {child} comes before (or repeats) {parent} in hamn.toml: its \
          parent's mount would hide it. Write parents first"
@@ -132,7 +134,7 @@ pub enum Step {
     },
     /// The address xCAT's clients use, after checking nobody else answers for it.
     ServiceIp {
-        ip: crate::svc::ServiceIp,
+        ip: crate::net::ServiceIp,
     },
     Service {
         service: crate::svc::Service,
@@ -209,7 +211,7 @@ impl Step {
                 shown_device(mount).display(),
                 mount.mountpoint.display()
             )],
-            Step::ServiceIp { ip } => crate::svc::ip_plan(ip),
+            Step::ServiceIp { ip } => crate::net::ip_plan(ip),
             Step::Service { service } => crate::svc::service_plan(service),
         }
     }
@@ -272,7 +274,7 @@ pub fn plan(cfg: &Config, peer: &Peer, admin_says_off: bool) -> Result<Vec<Step>
     }
     if let Some(ip) = &cfg.takeover.service_ip {
         steps.push(Step::ServiceIp {
-            ip: crate::svc::ServiceIp::parse(ip)?,
+            ip: crate::net::ServiceIp::parse(ip)?,
         });
     }
     for service in crate::svc::services(&cfg.takeover)? {
@@ -601,12 +603,12 @@ pub fn run(
             }
             Step::ServiceIp { ip } => {
                 let proof = last_proof(&proofs, peer)?;
-                match crate::svc::bring_up(ip, proof) {
+                match crate::net::bring_up(ip, proof) {
                     Ok(o) => {
                         j.record(&id, State::Done, &format!("{o:?}"))?;
                         let (outcome, what) = match o {
-                            crate::svc::IpOutcome::Added => ("done", "added and announced"),
-                            crate::svc::IpOutcome::AlreadyPresent => {
+                            crate::net::IpOutcome::Added => ("done", "added and announced"),
+                            crate::net::IpOutcome::AlreadyPresent => {
                                 ("in place", "already here; announced again")
                             }
                         };
