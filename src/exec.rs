@@ -187,12 +187,13 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.mode() & 0o111 != 0)
 }
 
-/// The program file `program` names: itself if it contains a '/', else the first match
+/// The program file `program` names: itself if it contains a '/' and exists (running it
+/// then says why it cannot run, e.g. permission denied), else the first executable match
 /// in PATH, then in the sbin directories.
 pub fn locate(program: &str) -> Option<PathBuf> {
     if program.contains('/') {
         let p = PathBuf::from(program);
-        return is_executable(&p).then_some(p);
+        return p.exists().then_some(p);
     }
     let from_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -556,6 +557,35 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, ExecError::Timeout { .. }), "{e}");
         assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_timeout_kills_what_the_command_started() {
+        // The grandchild prints its pid, then both wait; only a kill of the whole group
+        // ends the grandchild too.
+        let e = cmd(&["sh", "-c", "sleep 30 & echo $!; wait"])
+            .timeout(Duration::from_millis(500))
+            .run()
+            .unwrap_err();
+        let ExecError::Timeout { output, .. } = &e else {
+            panic!("{e}");
+        };
+        let pid: i32 = output
+            .lines()
+            .find_map(|l| l.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no pid in {output:?}"));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let gone = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
+        while !gone() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(gone(), "the grandchild {pid} outlived the deadline");
     }
 
     #[test]
