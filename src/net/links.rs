@@ -25,9 +25,9 @@ pub(super) struct IpAddrInfo {
     local: Option<String>,
     prefixlen: Option<u8>,
     #[serde(default)]
-    pub(super) tentative: bool,
+    tentative: bool,
     #[serde(default)]
-    pub(super) dadfailed: bool,
+    dadfailed: bool,
 }
 
 impl IpAddrInfo {
