@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::bmc::crypto::CipherSuite;
+use crate::config::suite::CipherSuite;
 
 include!(concat!(env!("OUT_DIR"), "/builtin_profiles.rs"));
 

@@ -359,6 +359,8 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
         ],
     ));
     happy.with_file("/etc/hamn/hamn.toml", BOX2_CONFIG.as_bytes());
+    // Eight rounds of giveback, a killed takeover and its rerun come after the rest.
+    happy.timeout = std::time::Duration::from_secs(480);
     let wrong = with_manifest(boxed(
         "box2wrong",
         3,

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use hamn::config::ServiceIpConfig;
 use hamn::fence::Fenced;
-use hamn::svc::{self, IpOutcome, Service, ServiceIp, StartOutcome, SvcError};
+use hamn::net::{self, IpOutcome, NetError, ServiceIp};
+use hamn::svc::{self, Service, StartOutcome, SvcError};
 use support::{require_tool, skip_or_panic};
 
 fn fenced() -> Fenced {
@@ -162,10 +163,10 @@ fn a_free_address_comes_up_and_clients_learn_the_new_mac() {
     let ip = link.service_ip("10.201.0.1/24");
     let (present_before, answers, outcome, present_after) = link.in_a(|| {
         (
-            svc::ip_present(&ip).expect("ip_present"),
-            svc::someone_else_answers(&ip).expect("probe"),
-            svc::bring_up(&ip, &fenced()).expect("bring_up"),
-            svc::ip_present(&ip).expect("ip_present"),
+            net::ip_present(&ip).expect("ip_present"),
+            net::someone_else_answers(&ip).expect("probe"),
+            net::bring_up(&ip, &fenced()).expect("bring_up"),
+            net::ip_present(&ip).expect("ip_present"),
         )
     });
     assert!(!present_before);
@@ -203,15 +204,15 @@ fn an_address_another_node_holds_is_refused_naming_its_mac() {
     let ip = link.service_ip("10.202.0.1/24");
     let (answers, result, present) = link.in_a(|| {
         (
-            svc::someone_else_answers(&ip).expect("probe"),
-            svc::bring_up(&ip, &fenced()),
-            svc::ip_present(&ip).expect("ip_present"),
+            net::someone_else_answers(&ip).expect("probe"),
+            net::bring_up(&ip, &fenced()),
+            net::ip_present(&ip).expect("ip_present"),
         )
     });
     let mac_b = link.mac_b();
     assert_eq!(answers.as_deref(), Some(mac_b.as_str()));
     let e = result.expect_err("must refuse");
-    assert!(matches!(e, SvcError::AddressInUse { .. }), "{e}");
+    assert!(matches!(e, NetError::AddressInUse { .. }), "{e}");
     let msg = e.to_string();
     assert!(msg.contains(&mac_b) && msg.contains("10.202.0.1"), "{msg}");
     assert!(
@@ -231,18 +232,18 @@ fn bringing_up_twice_changes_nothing_and_take_down_removes_it() {
     let ip = link.service_ip("10.203.0.1/24");
     link.in_a(|| {
         assert_eq!(
-            svc::bring_up(&ip, &fenced()).expect("first"),
+            net::bring_up(&ip, &fenced()).expect("first"),
             IpOutcome::Added
         );
         assert_eq!(
-            svc::bring_up(&ip, &fenced()).expect("second"),
+            net::bring_up(&ip, &fenced()).expect("second"),
             IpOutcome::AlreadyPresent
         );
         let json = sh_ok("ip", &["-j", "addr", "show", "dev", &ip.interface]);
         assert_eq!(json.matches("10.203.0.1").count(), 1, "{json}");
-        svc::take_down(&ip).expect("take_down");
-        assert!(!svc::ip_present(&ip).expect("ip_present"));
-        svc::take_down(&ip).expect("absent is fine");
+        net::take_down(&ip).expect("take_down");
+        assert!(!net::ip_present(&ip).expect("ip_present"));
+        net::take_down(&ip).expect("absent is fine");
     });
 }
 
@@ -266,21 +267,21 @@ fn links_and_interfaces_that_cannot_serve_are_refused() {
             &["addr", "add", "10.204.0.5/25", "dev", &ip.interface],
         );
         sh_ok("ip", &["addr", "add", "10.204.0.9/32", "dev", "lo"]);
-        let e = svc::bring_up(&wrong_prefix, &fenced()).unwrap_err();
+        let e = net::bring_up(&wrong_prefix, &fenced()).unwrap_err();
         assert!(
-            matches!(e, SvcError::PrefixMismatch { found: 25, .. }),
+            matches!(e, NetError::PrefixMismatch { found: 25, .. }),
             "{e}"
         );
-        let e = svc::bring_up(&elsewhere, &fenced()).unwrap_err();
+        let e = net::bring_up(&elsewhere, &fenced()).unwrap_err();
         assert!(e.to_string().contains("already configured on lo"), "{e}");
-        let e = svc::bring_up(&missing, &fenced()).unwrap_err();
+        let e = net::bring_up(&missing, &fenced()).unwrap_err();
         assert!(e.to_string().contains("hamnnope0 does not exist"), "{e}");
     });
     // The other end down: arping would hear nobody and call any address free.
     link.ip_b(&["link", "set", &link.vb, "down"]);
-    let e = link.in_a(|| svc::bring_up(&ip, &fenced())).unwrap_err();
+    let e = link.in_a(|| net::bring_up(&ip, &fenced())).unwrap_err();
     assert!(e.to_string().contains("no carrier"), "{e}");
-    assert!(!link.in_a(|| svc::ip_present(&ip)).expect("ip_present"));
+    assert!(!link.in_a(|| net::ip_present(&ip)).expect("ip_present"));
 }
 
 fn service(name: &str, start: &[&str], ready: &[&str], stop: &[&str], secs: f64) -> Service {

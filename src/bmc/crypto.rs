@@ -1,8 +1,8 @@
 //! RMCP+ cryptography: the cipher suites hamn accepts, RAKP key exchange codes, session
 //! key derivation, packet integrity and AES-CBC-128 confidentiality (IPMI 2.0 §13.28-13.31).
 //!
-//! Only suites with authentication, integrity and confidentiality are representable:
-//! a `CipherSuite` cannot hold suite 0, whose RAKP-none accepts any password.
+//! Which suites are accepted is the configuration's decision (`config::suite`); this
+//! module gives each accepted suite its algorithms.
 
 use aes::Aes128;
 use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
@@ -10,80 +10,45 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
-/// The RMCP+ cipher suites hamn will use for fencing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-pub enum CipherSuite {
-    /// RAKP-HMAC-SHA1, HMAC-SHA1-96, AES-CBC-128.
-    Suite3,
-    /// RAKP-HMAC-SHA256, HMAC-SHA256-128, AES-CBC-128.
-    Suite17,
-}
+pub use crate::config::suite::{CipherSuite, SuiteError};
 
-/// Why a cipher suite number was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum SuiteError {
-    #[error(
-        "cipher suite 0 has no authentication: a BMC accepts any password with it, so a \
-         'success' proves nothing; configure cipher suite 3 or 17"
-    )]
-    NoAuthentication,
-    #[error(
-        "cipher suite {0} lacks authentication, integrity or confidentiality that fencing \
-         relies on (or uses MD5/RC4); configure cipher suite 3 or 17"
-    )]
-    Weak(u8),
-    #[error("cipher suite {0} is not defined by IPMI 2.0; configure cipher suite 3 or 17")]
-    Unknown(u8),
-}
-
-impl TryFrom<u8> for CipherSuite {
-    type Error = SuiteError;
-    fn try_from(id: u8) -> Result<Self, SuiteError> {
-        match id {
-            3 => Ok(Self::Suite3),
-            17 => Ok(Self::Suite17),
-            0 => Err(SuiteError::NoAuthentication),
-            1 | 2 | 4..=16 | 18 | 19 => Err(SuiteError::Weak(id)),
-            _ => Err(SuiteError::Unknown(id)),
-        }
-    }
-}
-
-impl CipherSuite {
-    pub fn id(self) -> u8 {
-        match self {
-            Self::Suite3 => 3,
-            Self::Suite17 => 17,
-        }
-    }
-
+/// What each accepted suite means on the wire and in the key exchange. A trait because
+/// the suite type belongs to the configuration, which must not know the algorithms.
+pub trait SuiteAlgorithms {
     /// Algorithm numbers for the Open Session Request (authentication, integrity,
     /// confidentiality), IPMI 2.0 table 13-17..13-19.
-    pub fn algorithms(self) -> (u8, u8, u8) {
+    fn algorithms(self) -> (u8, u8, u8);
+    /// Length of the RAKP 2/3 key exchange authentication code (the full HMAC).
+    fn rakp_hmac_len(self) -> usize;
+    /// Length of the RAKP 4 integrity check value and of every packet's AuthCode.
+    fn icv_len(self) -> usize;
+    /// Full HMAC with this suite's hash.
+    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8>;
+}
+
+impl SuiteAlgorithms for CipherSuite {
+    fn algorithms(self) -> (u8, u8, u8) {
         match self {
             Self::Suite3 => (0x01, 0x01, 0x01),
             Self::Suite17 => (0x03, 0x04, 0x01),
         }
     }
 
-    /// Length of the RAKP 2/3 key exchange authentication code (the full HMAC).
-    pub fn rakp_hmac_len(self) -> usize {
+    fn rakp_hmac_len(self) -> usize {
         match self {
             Self::Suite3 => 20,
             Self::Suite17 => 32,
         }
     }
 
-    /// Length of the RAKP 4 integrity check value and of every packet's AuthCode.
-    pub fn icv_len(self) -> usize {
+    fn icv_len(self) -> usize {
         match self {
             Self::Suite3 => 12,
             Self::Suite17 => 16,
         }
     }
 
-    /// Full HMAC with this suite's hash.
-    pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         match self {
             Self::Suite3 => hmac_with::<Hmac<Sha1>>(key, parts),
             Self::Suite17 => hmac_with::<Hmac<Sha256>>(key, parts),
@@ -287,23 +252,6 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn suite_zero_and_weak_suites_are_refused() {
-        assert_eq!(CipherSuite::try_from(0), Err(SuiteError::NoAuthentication));
-        for weak in [1u8, 2, 6, 15, 16] {
-            assert!(matches!(
-                CipherSuite::try_from(weak),
-                Err(SuiteError::Weak(_))
-            ));
-        }
-        assert!(matches!(
-            CipherSuite::try_from(42),
-            Err(SuiteError::Unknown(42))
-        ));
-        assert_eq!(CipherSuite::try_from(3), Ok(CipherSuite::Suite3));
-        assert_eq!(CipherSuite::try_from(17), Ok(CipherSuite::Suite17));
-    }
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())

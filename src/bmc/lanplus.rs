@@ -14,7 +14,7 @@ use ipmi_rs_core::app::GetDeviceId;
 use ipmi_rs_core::connection::{CompletionErrorCode, IpmiCommand, Message};
 use tracing::{debug, trace, warn};
 
-use super::crypto::{CipherSuite, RakpParams, SessionKeys};
+use super::crypto::{CipherSuite, RakpParams, SessionKeys, SuiteAlgorithms};
 use super::packet::{self, Packet, PayloadType};
 use crate::bmc::chassis::{CloseSession, PRIV_ADMINISTRATOR, SetSessionPrivilegeLevel};
 use crate::secret::Secret;

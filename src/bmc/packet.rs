@@ -3,7 +3,7 @@
 //! decoding returns `None` for anything malformed. Decoding never panics on any byte
 //! string; `tests/ipmi_parser_props.rs` holds the property test that says so.
 
-use super::crypto::SessionKeys;
+use super::crypto::{SessionKeys, SuiteAlgorithms};
 
 pub const RMCP_HEADER: [u8; 4] = [0x06, 0x00, 0xff, 0x07];
 const AUTH_TYPE_RMCP_PLUS: u8 = 0x06;

@@ -4,17 +4,15 @@
 //! writes takes the `Fenced` proof.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-use tracing::info;
 
 use super::verify::ArrayPlan;
+use crate::exec::{self, ExecError};
 use crate::fence::proof::Fenced;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MdError {
-    #[error("cannot run mdadm: {0}. Install the mdadm package")]
-    NoMdadm(std::io::Error),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
     #[error("`{command}` failed (exit {status}): {output}")]
     Failed {
         command: String,
@@ -38,27 +36,22 @@ pub enum MdError {
     Proof(#[from] crate::fence::proof::ProofError),
 }
 
+fn mdadm(args: &[String]) -> exec::Command {
+    exec::Command::new(std::iter::once("mdadm".to_string()).chain(args.iter().cloned()))
+}
+
+/// mdadm's output, stdout then stderr. No deadline: an assembly waits for the kernel,
+/// and a killed mdadm would leave an array half-assembled.
 fn run(args: &[String]) -> Result<String, MdError> {
-    let command = format!("mdadm {}", args.join(" "));
-    info!(command = %command, "running");
-    let out = Command::new("mdadm")
-        .args(args)
-        .env("LC_ALL", "C")
-        .output()
-        .map_err(MdError::NoMdadm)?;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    if !out.status.success() {
+    let ran = mdadm(args).run()?;
+    let text = ran.output();
+    if !ran.success() {
         return Err(MdError::Failed {
-            command,
-            status: out
-                .status
-                .code()
+            status: ran
+                .exit()
                 .map_or_else(|| "by signal".into(), |c| c.to_string()),
             output: text.trim().to_string(),
+            command: ran.command,
         });
     }
     Ok(text)
@@ -174,7 +167,7 @@ pub fn assemble(plan: &ArrayPlan, fenced: &Fenced, owner: &str) -> Result<Assemb
         }
     }
     let args = assemble_args(plan);
-    let command = format!("mdadm {}", args.join(" "));
+    let command = mdadm(&args).display();
     run(&args)?;
     let Some(md) = running(&plan.uuid)? else {
         return Err(MdError::NotAsAssembled {

@@ -9,6 +9,7 @@ pub mod md;
 pub mod mdsb;
 pub mod model;
 pub mod mounts;
+pub mod nics;
 pub mod present;
 pub mod props;
 pub mod record;

@@ -19,7 +19,7 @@ const MD_MEMBER_FS: &str = "linux_raid_member";
 pub struct Present {
     pub inventory: Inventory,
     pub disks: Vec<LocalDisk>,
-    pub nics: Vec<crate::net::Nic>,
+    pub nics: Vec<super::nics::Nic>,
     /// DMI product name of this server.
     pub server: Option<String>,
 }
@@ -71,14 +71,14 @@ impl Present {
             .filter(|s| !s.is_empty());
         Ok(Self::from_inventory(
             inventory,
-            crate::net::nics(Path::new("/sys/class/net")),
+            super::nics::nics(Path::new("/sys/class/net")),
             server,
         ))
     }
 
     pub fn from_inventory(
         inventory: Inventory,
-        nics: Vec<crate::net::Nic>,
+        nics: Vec<super::nics::Nic>,
         server: Option<String>,
     ) -> Present {
         let disks = inventory.disks.iter().map(local_disk).collect();

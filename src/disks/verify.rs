@@ -895,7 +895,7 @@ mod tests {
     use super::*;
     use crate::disks::manifest::{ArrayRecord, DiskRecord, MemberRecord, NicRecord};
     use crate::disks::model::{Filesystem, Inventory, MdArray, MdMember};
-    use crate::net::Nic;
+    use crate::disks::nics::Nic;
 
     const UUID: &str = "0a1b2c3d:4e5f6071:8293a4b5:c6d7e8f9";
 

@@ -90,6 +90,8 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Svc(#[from] crate::svc::SvcError),
+    #[error("{0}")]
+    Net(#[from] crate::net::NetError),
     #[error(transparent)]
     Pr(#[from] reserve::PrError),
     #[error(transparent)]
@@ -474,10 +476,10 @@ impl Run<'_> {
             Step::ServiceIp { ip } => {
                 self.gate_checks()?;
                 let proof = self.proof(step, &format!("service address {}", ip.address))?;
-                let o = crate::svc::bring_up(ip, proof)?;
+                let o = crate::net::bring_up(ip, proof)?;
                 let (outcome, what) = match o {
-                    crate::svc::IpOutcome::Added => (Outcome::Done, "added and announced"),
-                    crate::svc::IpOutcome::AlreadyPresent => {
+                    crate::net::IpOutcome::Added => (Outcome::Done, "added and announced"),
+                    crate::net::IpOutcome::AlreadyPresent => {
                         (Outcome::InPlace, "already here; announced again")
                     }
                 };
@@ -508,7 +510,7 @@ impl Run<'_> {
                 Ok((Outcome::Done, "stopped".into()))
             }
             Step::ServiceIpDown { ip } => {
-                crate::svc::take_down(ip)?;
+                crate::net::take_down(ip)?;
                 Ok((Outcome::Done, "removed".into()))
             }
             Step::Unmount { mountpoint } => {
@@ -646,7 +648,10 @@ fn shown(f: &Filesystem, dev: &Path) -> String {
 
 /// The filesystem on `dev` is the recorded one (type and UUID), or the run stops.
 fn identity(dev: &Path, f: &Filesystem) -> Result<(), EngineError> {
-    let (ty, uuid) = fs::blkid_probe(dev);
+    let (ty, uuid) = fs::blkid_probe(dev).map_err(|source| EngineError::Fs {
+        step: format!("check {}", f.name()),
+        source,
+    })?;
     let type_ok = ty.as_deref() == Some(f.fs_type.as_str());
     let uuid_ok = match (&f.uuid, &uuid) {
         (Some(w), Some(g)) => same_uuid(w, g),

@@ -148,9 +148,9 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
     }
     let service_ip =
         cfg.and_then(|c| c.takeover.service_ip.as_ref()).map(
-            |c| match crate::svc::ServiceIp::parse(c) {
+            |c| match crate::net::ServiceIp::parse(c) {
                 Ok(ip) => {
-                    let state = match crate::svc::ip_present(&ip) {
+                    let state = match crate::net::ip_present(&ip) {
                         Ok(true) => "present here".to_string(),
                         Ok(false) => "not here".to_string(),
                         Err(e) => format!("unknown: {e}"),

@@ -97,7 +97,7 @@ pub enum Step {
     },
     /// The address xCAT's clients use, after checking nobody else answers for it.
     ServiceIp {
-        ip: crate::svc::ServiceIp,
+        ip: crate::net::ServiceIp,
     },
     Service {
         service: crate::svc::Service,
@@ -107,7 +107,7 @@ pub enum Step {
         service: crate::svc::Service,
     },
     ServiceIpDown {
-        ip: crate::svc::ServiceIp,
+        ip: crate::net::ServiceIp,
     },
     Unmount {
         mountpoint: PathBuf,
@@ -283,7 +283,7 @@ impl Step {
                 )],
                 None => vec!["# no mount point recorded: checked only".into()],
             },
-            Step::ServiceIp { ip } => crate::svc::ip_plan(ip),
+            Step::ServiceIp { ip } => crate::net::ip_plan(ip),
             Step::Service { service } => crate::svc::service_plan(service),
             Step::StopService { service } if service.stop.is_empty() => {
                 vec![format!("# {}: nothing to stop", service.name)]

@@ -35,6 +35,8 @@ pub enum PlanError {
     Lun(#[from] crate::disks::luns::LunError),
     #[error(transparent)]
     Svc(#[from] crate::svc::SvcError),
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error(
         "the disks do not match the manifest of {node}; nothing was touched:\n{list}\nSee \
          `hamn disks verify` for the full report"
@@ -139,7 +141,7 @@ pub fn service_steps(cfg: &Config) -> Result<Vec<Step>, PlanError> {
     let mut steps = Vec::new();
     if let Some(ip) = &cfg.takeover.service_ip {
         steps.push(Step::ServiceIp {
-            ip: crate::svc::ServiceIp::parse(ip)?,
+            ip: crate::net::ServiceIp::parse(ip)?,
         });
     }
     for service in crate::svc::services(&cfg.takeover)? {

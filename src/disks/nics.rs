@@ -1,6 +1,7 @@
-//! The node's network interfaces as the manifest records them: name, MAC, and the networks
-//! (CIDR) each is on. Physical interfaces only: those with a device behind them in sysfs,
-//! because bridges, bonds' virtual devices and loopback do not move with a server.
+//! The node's network interfaces as the moved-disks manifest records them: name, MAC,
+//! and the networks (CIDR) each is on. Physical interfaces only: those with a device
+//! behind them in sysfs, because bridges, bonds' virtual devices and loopback do not move
+//! with a server.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

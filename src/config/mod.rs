@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::bmc::crypto::{CipherSuite, SuiteError};
 use crate::secret::Secret;
+
+pub mod suite;
+pub use suite::{CipherSuite, SuiteError};
 
 pub const DEFAULT_PATH: &str = "/etc/hamn/hamn.toml";
 pub const DEFAULT_BMC_PORT: u16 = 623;
@@ -164,7 +166,19 @@ pub struct MountConfig {
     pub fs_type: String,
     /// check-only (default: refuse on any problem) or repair (e2fsck -p; never xfs_repair -L).
     #[serde(default)]
-    pub check: crate::fs::Policy,
+    pub check: Policy,
+}
+
+/// What a filesystem check may do beyond replaying the journal or log. Here rather than
+/// in `fs` because hamn.toml names it, and the configuration imports no adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// Only replay and check; any problem found is a refusal.
+    #[default]
+    CheckOnly,
+    /// Let the checker repair what it can repair unattended (`e2fsck -p`, `xfs_repair`).
+    Repair,
 }
 
 /// The address xCAT's clients use, moved to the node that serves.
@@ -363,7 +377,11 @@ impl Config {
             }
             let password = match (&peer.bmc.password_file, &peer.bmc.password_env) {
                 (Some(f), None) => PasswordSource::File(f.clone()),
-                (None, Some(v)) => PasswordSource::Env(v.clone()),
+                (None, Some(v)) => {
+                    // hamn reads it; the programs it runs have no business with it.
+                    crate::exec::scrub_env_var(v);
+                    PasswordSource::Env(v.clone())
+                }
                 _ => {
                     return Err(invalid(
                         start,
