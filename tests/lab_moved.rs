@@ -77,6 +77,8 @@ for step in verify-disks fence-override "assemble /dev/md/hamn-0" "check /instal
     n=$((n + 1))
     hamn giveback > /out/giveback-$n.txt 2>&1; echo $? > /out/giveback-$n.rc
     grep -c -e " /install " -e " /xcatdata " /proc/mounts > /out/giveback-$n-mounts.txt
+    # Not the last round's events: the shell truncates the file only once hamn starts.
+    rm -f /tmp/events
     hamn --json takeover --moved-disks --i-know-the-peer-is-off --read-write > /tmp/events 2>&1 &
     pid=$!
     while [ -d /proc/$pid ] && ! grep -q "\"step\":\"$step\"" /tmp/events; do sleep 0.02; done
