@@ -180,8 +180,8 @@ pub enum PrAction {
     Reserve(PrTarget),
     /// Release this node's reservation
     Release(PrTarget),
-    /// Remove every registration and the reservation (all nodes!)
-    Clear(PrTarget),
+    /// Remove every registration and the reservation (all nodes!): the peer is fenced first
+    Clear(ClearArgs),
     /// Take the LUN from a failed node: register, preempt its key, verify on every path
     Preempt(PreemptArgs),
     /// Register this node's key on every path (with --all-shared: of every shared LUN), as at boot like fence_scsi's on
@@ -196,6 +196,18 @@ pub struct PrTarget {
     /// Every shared LUN: [storage] shared in hamn.toml, or every multipath map
     #[arg(long, conflicts_with = "device")]
     pub all_shared: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub target: PrTarget,
+    /// The other node, a peer in hamn.toml: fenced through its BMC first [default: [takeover] peer, else the only peer]
+    #[arg(long, value_name = "NODE")]
+    pub peer: Option<String>,
+    /// Skip power fencing: the admin confirms the peer is off or does not use the LUN (logged)
+    #[arg(long)]
+    pub i_know_the_peer_is_off: bool,
 }
 
 #[derive(Debug, Args)]

@@ -167,7 +167,7 @@ fn a_fresh_ext4_image_is_checked_and_nothing_is_replayed() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let img = ext4(dir.path(), "fresh.img", &[]);
-    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     assert_eq!(c.device(), img);
     assert_eq!(c.fs_type(), "ext4");
     assert_eq!(c.fenced_node(), "peer");
@@ -182,7 +182,7 @@ fn a_fresh_ext4_image_is_checked_and_nothing_is_replayed() {
     assert_eq!(c.steps()[1].exit, Some(0));
     assert_eq!(c.steps()[1].meaning, "clean");
 
-    let c = hfs::check(&img, "ext4", Policy::Repair, &fenced()).expect("checked");
+    let c = hfs::check(&img, "ext4", Policy::Repair, &fenced(), "peer").expect("checked");
     assert_eq!(commands(&c)[1], format!("e2fsck -f -p {}", img.display()));
 }
 
@@ -195,7 +195,7 @@ fn ext4_with_a_zeroed_superblock_is_refused_with_the_backup_superblock_procedure
     let img = ext4(dir.path(), "nosuper.img", &[]);
     // The primary superblock is the 1024 bytes at offset 1024.
     write_at(&img, 1024, &[0; 1024]);
-    let e = hfs::check(&img, "ext4", Policy::Repair, &fenced()).expect_err("refused");
+    let e = hfs::check(&img, "ext4", Policy::Repair, &fenced(), "peer").expect_err("refused");
     let text = e.to_string();
     let r = refusal(e);
     assert_eq!(r.fs_type, "ext4");
@@ -223,7 +223,7 @@ fn ext4_without_a_root_inode_is_refused_by_both_policies() {
     let img = ext4(dir.path(), "noroot.img", &[]);
     sh_ok("debugfs", &["-w", "-R", "clri <2>", s(&img)]);
     for policy in [Policy::CheckOnly, Policy::Repair] {
-        let e = hfs::check(&img, "ext4", policy, &fenced()).expect_err("refused");
+        let e = hfs::check(&img, "ext4", policy, &fenced(), "peer").expect_err("refused");
         let text = e.to_string();
         let r = refusal(e);
         assert!(r.exit.is_some_and(|x| x & 4 != 0), "{policy:?}: {text}");
@@ -249,7 +249,7 @@ fn a_journal_that_needs_recovery_is_replayed_before_the_check() {
     let plan = hfs::plan(&img, "ext4", Policy::CheckOnly);
     assert!(plan[1].starts_with(&format!("e2fsck -p -E journal_only {}", img.display())));
 
-    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     let cmds = commands(&c);
     assert_eq!(
         cmds,
@@ -281,7 +281,7 @@ fn after_a_crash_the_journal_is_replayed_and_the_synced_file_is_there() {
     assert!(said.contains("skipping journal recovery"), "{said}");
     assert_eq!(ro.status.code(), Some(0), "{said}");
 
-    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     assert!(
         commands(&c).contains(&format!("e2fsck -p -E journal_only {}", img.display()).as_str()),
         "{:?}",
@@ -321,9 +321,10 @@ fn mmp_held_by_another_fsck_is_refused_with_the_clear_mmp_step() {
     let size = field("Block size:");
     // mmp_seq (after the 4-byte magic) = EXT4_MMP_SEQ_FSCK: "an fsck runs on it".
     write_at(&img, block * size + 4, &0xE24D_4D50u32.to_le_bytes());
-    let text =
-        refusal(hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect_err("refused"))
-            .to_string();
+    let text = refusal(
+        hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect_err("refused"),
+    )
+    .to_string();
     assert!(text.contains("MMP"), "{text}");
     assert!(
         text.contains(&format!("tune2fs -f -E clear_mmp {}", img.display())),
@@ -342,7 +343,7 @@ fn a_fresh_xfs_image_is_checked() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let img = xfs(dir.path(), "fresh.img");
-    let c = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     assert_eq!(c.fs_type(), "xfs");
     assert_eq!(
         commands(&c)[0],
@@ -368,7 +369,7 @@ fn corrupt_xfs_is_refused_then_repaired_only_under_the_repair_policy() {
         "xfs_db",
         &["-x", "-c", "agf 1", "-c", "write -d magicnum 0", s(&img)],
     );
-    let e = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced()).expect_err("refused");
+    let e = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced(), "peer").expect_err("refused");
     let text = e.to_string();
     let r = refusal(e);
     assert_eq!(r.exit, Some(1));
@@ -379,12 +380,12 @@ fn corrupt_xfs_is_refused_then_repaired_only_under_the_repair_policy() {
     );
     assert!(!text.contains("-L"), "{text}");
 
-    let c = hfs::check(&img, "xfs", Policy::Repair, &fenced()).expect("repaired");
+    let c = hfs::check(&img, "xfs", Policy::Repair, &fenced(), "peer").expect("repaired");
     let cmds = commands(&c);
     assert_eq!(cmds[0], format!("xfs_repair -n -f {}", img.display()));
     assert_eq!(cmds[1], format!("xfs_repair -f {}", img.display()));
     assert_eq!(c.steps()[1].meaning, "repair completed");
-    hfs::check(&img, "xfs", Policy::CheckOnly, &fenced()).expect("clean after the repair");
+    hfs::check(&img, "xfs", Policy::CheckOnly, &fenced(), "peer").expect("clean after the repair");
 }
 
 #[test]
@@ -394,7 +395,7 @@ fn a_dirty_xfs_log_is_replayed_by_a_private_mount_before_the_check() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let img = crashed(dir.path(), "xfs", "crashed.img");
-    let c = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "xfs", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     let cmds = commands(&c);
     assert_eq!(cmds[0], format!("xfs_repair -n -f {}", img.display()));
     assert!(c.steps()[0].meaning.contains("replayed"), "{:?}", c.steps());
@@ -436,7 +437,7 @@ fn a_dirty_xfs_log_that_cannot_be_replayed_is_refused_with_the_last_resort_named
             s(&img),
         ],
     );
-    let e = hfs::check(&img, "xfs", Policy::Repair, &fenced()).expect_err("refused");
+    let e = hfs::check(&img, "xfs", Policy::Repair, &fenced(), "peer").expect_err("refused");
     let text = e.to_string();
     let r = refusal(e);
     assert!(r.command.starts_with("mount -t xfs"), "{text}");
@@ -459,12 +460,28 @@ fn unknown_filesystem_types_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = image(dir.path(), "any.img", MIB);
     for t in ["btrfs", "auto", "", "EXT4", "vfat"] {
-        let e = hfs::check(&img, t, Policy::Repair, &fenced()).expect_err("refused");
+        let e = hfs::check(&img, t, Policy::Repair, &fenced(), "peer").expect_err("refused");
         assert!(matches!(e, FsError::UnknownType { .. }), "{t}: {e}");
         assert!(e.to_string().contains("unknown filesystem type"), "{e}");
         let plan = hfs::plan(&img, t, Policy::CheckOnly);
         assert!(plan.iter().all(|l| l.starts_with('#')), "{plan:?}");
     }
+}
+
+#[test]
+fn a_proof_for_another_node_replays_and_checks_nothing() {
+    // The standby holds a proof for "peer"; this filesystem is mn3's. Refused before any
+    // tool runs: the path does not even have to exist.
+    let e = hfs::check(
+        Path::new("/nonexistent/mn3-install"),
+        "ext4",
+        Policy::Repair,
+        &fenced(),
+        "mn3",
+    )
+    .expect_err("refused");
+    assert!(matches!(e, FsError::Proof(_)), "{e}");
+    assert!(e.to_string().contains("hamn fence mn3"), "{e}");
 }
 
 #[test]
@@ -474,6 +491,7 @@ fn a_missing_device_is_refused() {
         "ext4",
         Policy::CheckOnly,
         &fenced(),
+        "peer",
     )
     .expect_err("refused");
     assert!(matches!(e, FsError::Device { .. }), "{e}");
@@ -494,8 +512,9 @@ fn mount_is_idempotent_refuses_a_foreign_mount_and_unmount_is_never_lazy() {
     let dir = tempfile::tempdir().expect("tempdir");
     let img = ext4(dir.path(), "install.img", &[]);
     let other = ext4(dir.path(), "other.img", &[]);
-    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
-    let c_other = hfs::check(&other, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
+    let c_other =
+        hfs::check(&other, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
 
     // Created when missing.
     let mnt = dir.path().join("a/b/install");
@@ -514,7 +533,7 @@ fn mount_is_idempotent_refuses_a_foreign_mount_and_unmount_is_never_lazy() {
     eprintln!("{e}\n");
 
     // A mounted filesystem cannot be checked.
-    let e = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced()).expect_err("mounted");
+    let e = hfs::check(&img, "ext4", Policy::CheckOnly, &fenced(), "peer").expect_err("mounted");
     assert!(matches!(e, FsError::Mounted { .. }), "{e}");
     eprintln!("{e}\n");
 
@@ -557,7 +576,7 @@ fn a_block_device_is_checked_and_recognised_when_mounted() {
     let _detach = Detach(loopdev.clone());
     let dev = Path::new(&loopdev);
 
-    let c = hfs::check(dev, "ext4", Policy::CheckOnly, &fenced()).expect("checked");
+    let c = hfs::check(dev, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
     assert_eq!(commands(&c)[1], format!("e2fsck -f -n {loopdev}"));
     let mnt = dir.path().join("mnt");
     let _guard = Unmount(mnt.clone());

@@ -339,9 +339,9 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
         | PrAction::Register(t)
         | PrAction::Reserve(t)
         | PrAction::Release(t)
-        | PrAction::Clear(t)
         | PrAction::Unfence(t) => t,
         PrAction::Preempt(p) => &p.target,
+        PrAction::Clear(c) => &c.target,
     };
     let luns: Vec<Lun> = match (
         &target.device,
@@ -380,6 +380,22 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
         }
         _ => None,
     };
+    // Clearing removes the peer's registration too: the same proof as a preempt.
+    let clear = match action {
+        PrAction::Clear(c) => {
+            let peer = crate::takeover::flows::san::peer(&cfg, c.peer.as_deref())?;
+            let fenced = if c.i_know_the_peer_is_off {
+                fence::admin_override(
+                    &peer.name,
+                    "--i-know-the-peer-is-off given to hamn pr clear",
+                )
+            } else {
+                fence::fence_peer(peer, &Profiles::load()?, None)?.proof
+            };
+            Some((fenced, peer.name.clone()))
+        }
+        _ => None,
+    };
     let mut reports: Vec<LunReport> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
     for lun in &luns {
@@ -388,7 +404,10 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             PrAction::Register(_) | PrAction::Unfence(_) => reserve::register(lun, own),
             PrAction::Reserve(_) => reserve::reserve(lun, own, ty),
             PrAction::Release(_) => reserve::release(lun, own, ty),
-            PrAction::Clear(_) => reserve::clear(lun, own),
+            PrAction::Clear(_) => match &clear {
+                Some((fenced, peer)) => reserve::clear(lun, own, fenced, peer),
+                None => continue,
+            },
             PrAction::Preempt(_) => match &preempt {
                 Some((victim, fenced, node)) => {
                     let profiles = Profiles::load()?;

@@ -202,12 +202,7 @@ fn moved_takeover(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError
 }
 
 pub fn giveback_cmd(cli: &Cli, args: &GivebackArgs) -> Result<Report, CommandError> {
-    let path = Config::path(cli.config.as_deref());
-    let cfg = if cli.config.is_none() && !path.exists() {
-        None
-    } else {
-        Some(Config::load(&path)?)
-    };
+    let cfg = optional_config(cli)?;
     let journal = Context::journal_path(cfg.as_ref());
     let steps = giveback::plan(cfg.as_ref(), &journal)?;
     if args.dry_run {
@@ -247,12 +242,7 @@ pub fn giveback_cmd(cli: &Cli, args: &GivebackArgs) -> Result<Report, CommandErr
 }
 
 pub fn status_cmd(cli: &Cli, args: &StatusArgs) -> Result<Report, CommandError> {
-    let path = Config::path(cli.config.as_deref());
-    let cfg = if cli.config.is_none() && !path.exists() {
-        None
-    } else {
-        Some(Config::load(&path)?)
-    };
+    let cfg = optional_config(cli)?;
     let peer = cfg
         .as_ref()
         .and_then(|c| flows::san::peer(c, args.peer.as_deref()).ok());

@@ -153,6 +153,8 @@ pub enum FsError {
     },
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Proof(#[from] crate::fence::proof::ProofError),
     #[error("{0}")]
     Refused(Refusal),
     #[error("{what} {path}: {source}")]
@@ -426,13 +428,16 @@ pub fn plan(device: &Path, fs_type: &str, policy: Policy) -> Vec<String> {
 
 /// Make `device` (holding a filesystem of `fs_type`: ext2/ext3/ext4/xfs) ready and
 /// checked: replay its journal or log, then check it. Anything not understood is a
-/// refusal.
+/// refusal. Replaying and repairing write: `fenced` must be a proof for `owner`, the
+/// node whose filesystem this is.
 pub fn check(
     device: &Path,
     fs_type: &str,
     policy: Policy,
     fenced: &Fenced,
+    owner: &str,
 ) -> Result<Checked, FsError> {
+    fenced.covers(owner, &format!("the filesystem on {}", device.display()))?;
     let _span = info_span!(
         "fs-check",
         device = %device.display(),

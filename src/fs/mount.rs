@@ -186,7 +186,12 @@ pub fn mount(checked: &Checked, mountpoint: &Path, read_only: bool) -> Result<Mo
 /// would let the filesystem live on, invisibly, while the takeover thinks it is gone.
 /// Remount a filesystem that a takeover mounted read-only, read-write: the admin looked
 /// and now lets xCAT write.
-pub fn remount_rw(mountpoint: &Path, fenced: &Fenced) -> Result<(), FsError> {
+/// `fenced` must be a proof for `owner`, whose filesystem this is.
+pub fn remount_rw(mountpoint: &Path, fenced: &Fenced, owner: &str) -> Result<(), FsError> {
+    fenced.covers(
+        owner,
+        &format!("the filesystem on {}", mountpoint.display()),
+    )?;
     let _span = info_span!(
         "fs-remount-rw",
         mountpoint = %mountpoint.display(),

@@ -419,7 +419,10 @@ pub fn release(lun: &Lun, key: Key, ty: PrType) -> Result<LunReport, PrError> {
     Ok(report)
 }
 
-pub fn clear(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
+/// CLEAR removes every node's registration, the peer's too: it takes the LUN from the
+/// peer as a preempt does, so it needs the proof that `peer` is fenced.
+pub fn clear(lun: &Lun, key: Key, fenced: &Fenced, peer: &str) -> Result<LunReport, PrError> {
+    fenced.covers(peer, &format!("every registration on LUN {}", lun.name))?;
     let mut report = register(lun, key)?;
     let _s = info_span!("pr-clear", lun = %lun.name).entered();
     let params = basic_params(key, Key(0));

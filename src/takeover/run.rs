@@ -567,7 +567,7 @@ impl Run<'_> {
         if f.uuid.is_some() {
             identity(&dev, f)?;
         }
-        match fs::check(&dev, &f.fs_type, f.policy, &proof) {
+        match fs::check(&dev, &f.fs_type, f.policy, &proof, &self.ctx.peer) {
             Ok(c) => {
                 let detail = format!("{} {shown} {}", f.fs_type, fs::replay_note(&c));
                 self.checked.insert(name, c);
@@ -591,7 +591,7 @@ impl Run<'_> {
         };
         if fs::is_mounted_at(&dev, mp) {
             if !f.read_only {
-                fs::remount_rw(mp, &proof).map_err(|source| EngineError::Fs {
+                fs::remount_rw(mp, &proof, &self.ctx.peer).map_err(|source| EngineError::Fs {
                     step: step.id(),
                     source,
                 })?;
