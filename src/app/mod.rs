@@ -55,8 +55,6 @@ pub enum CommandError {
     Engine(#[from] crate::takeover::run::EngineError),
     #[error(transparent)]
     Giveback(#[from] crate::takeover::giveback::GivebackPlanError),
-    #[error("{0}")]
-    Refused(String),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
     Timeout(f64),
 }

@@ -15,8 +15,9 @@ use crate::disks::present::Present;
 use crate::disks::verify::{self, Bays, Status, Verdict, Verification};
 use crate::profiles::Profiles;
 
-/// hamn.toml if there is one. Moved disks work without it (no BMC to fence, no shared
-/// LUNs); an explicitly named or present but broken file is still an error.
+/// hamn.toml if there is one. Moved disks, giveback of a journaled takeover and status
+/// work without it (no BMC to fence, no shared LUNs); an explicitly named or present but
+/// broken file is still an error.
 pub(super) fn optional_config(cli: &Cli) -> Result<Option<Config>, CommandError> {
     let path = Config::path(cli.config.as_deref());
     if cli.config.is_none() && !path.exists() {

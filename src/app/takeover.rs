@@ -110,14 +110,8 @@ fn moved_takeover(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError
     let path = manifest_path(args.manifest.as_deref(), cfg.as_ref());
     let (m, v) = verification(&path, args.accept_degraded)?;
     let peer = args.peer.clone().unwrap_or_else(|| m.node.clone());
-    let this_node = cfg
-        .as_ref()
-        .map_or_else(crate::config::hostname, |c| c.node.clone());
-    let this_node = if this_node == peer || crate::config::hostname() == peer {
-        peer.clone()
-    } else {
-        this_node
-    };
+    let runs_as_peer =
+        cfg.as_ref().is_some_and(|c| c.node == peer) || crate::config::hostname() == peer;
     let req = flows::moved::Request {
         manifest: &path,
         verification: &v,
@@ -127,7 +121,7 @@ fn moved_takeover(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError
         peer: &peer,
         peer_cfg: cfg.as_ref().and_then(|c| c.peers.get(&peer)),
         cfg: cfg.as_ref(),
-        this_node: &this_node,
+        runs_as_peer,
     };
     let planned = flows::moved::plan(&req);
     if args.dry_run {

@@ -42,8 +42,20 @@ pub enum PlanError {
          `hamn disks verify` for the full report"
     )]
     Refused { node: String, list: String },
-    #[error("{0}")]
-    NoFencing(String),
+    #[error(
+        "these are {peer}'s disks and this node runs as {peer}: the OS moved with them. \
+         hamn cannot fence the box they came from by name; once you have confirmed it is \
+         off (or has no disks left that could hold this data), add \
+         --i-know-the-peer-is-off (logged), or name its BMC peer with --peer"
+    )]
+    OsMovedWithDisks { peer: String },
+    #[error(
+        "refusing to take over {peer}'s disks without a fencing proof: hamn.toml has no \
+         peer '{peer}' with a BMC to power it off. If you have confirmed that {peer} is off \
+         (its disks are in this box), add --i-know-the-peer-is-off (logged); or configure \
+         [peers.{peer}.bmc] in hamn.toml, or name the node with --peer"
+    )]
+    NoBmc { peer: String },
 }
 
 /// The fencing steps for `peer`, in the order fence::methods gives. `luns`: the shared

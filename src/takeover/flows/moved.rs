@@ -27,8 +27,9 @@ pub struct Request<'a> {
     /// Its BMC, where hamn.toml has it.
     pub peer_cfg: Option<&'a Peer>,
     pub cfg: Option<&'a Config>,
-    /// This node's name (hamn.toml's node, else the host name).
-    pub this_node: &'a str,
+    /// This node runs under the failed node's name (hamn.toml's node or the host
+    /// name): the OS moved with the disks.
+    pub runs_as_peer: bool,
 }
 
 fn verdict_word(v: Verdict) -> &'static str {
@@ -130,18 +131,12 @@ fn fencing(req: &Request) -> Result<Vec<Step>, PlanError> {
             statement: statement.to_string(),
         }]);
     }
-    if req.this_node == peer {
-        return Err(PlanError::NoFencing(format!(
-            "these are {peer}'s disks and this node runs as {peer}: the OS moved with them. \
-             hamn cannot fence the box they came from by name; once you have confirmed it \
-             is off (or has no disks left that could hold this data), add \
-             --i-know-the-peer-is-off (logged), or name its BMC peer with --peer"
-        )));
+    if req.runs_as_peer {
+        return Err(PlanError::OsMovedWithDisks {
+            peer: peer.to_string(),
+        });
     }
-    Err(PlanError::NoFencing(format!(
-        "refusing to take over {peer}'s disks without a fencing proof: hamn.toml has no \
-         peer '{peer}' with a BMC to power it off. If you have confirmed that {peer} is off \
-         (its disks are in this box), add --i-know-the-peer-is-off (logged); or configure \
-         [peers.{peer}.bmc] in hamn.toml, or name the node with --peer"
-    )))
+    Err(PlanError::NoBmc {
+        peer: peer.to_string(),
+    })
 }
