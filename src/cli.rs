@@ -175,7 +175,7 @@ pub enum PrAction {
     /// Keys and reservation holder per LUN and per path
     Status(PrTarget),
     /// Register this node's key on every path (REGISTER AND IGNORE EXISTING KEY)
-    Register(PrTarget),
+    Register(RegisterArgs),
     /// Register, then reserve the LUN for this node (type from hamn.toml)
     Reserve(PrTarget),
     /// Release this node's reservation
@@ -185,7 +185,16 @@ pub enum PrAction {
     /// Take the LUN from a failed node: register, preempt its key, verify on every path
     Preempt(PreemptArgs),
     /// Register this node's key on every path (with --all-shared: of every shared LUN), as at boot like fence_scsi's on
-    Unfence(PrTarget),
+    Unfence(RegisterArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    #[command(flatten)]
+    pub target: PrTarget,
+    /// Register although this node held the LUN and was fenced since (its key removed while another node holds it): the admin lets it back (logged)
+    #[arg(long)]
+    pub rejoin: bool,
 }
 
 #[derive(Debug, Args)]

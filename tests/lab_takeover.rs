@@ -113,6 +113,10 @@ n=0
 for step in fence-storage "check /install" "mount /install" "service-ip 192.168.60.10/24" "service database"; do
     n=$((n + 1))
     hamn giveback > /out/giveback-$n.txt 2>&1; echo $? > /out/giveback-$n.rc
+    # The giveback removed this node's key: register again, as a standby does at boot.
+    hamn pr unfence --all-shared > /dev/null 2>&1
+    # Not the last round's events: the shell truncates the file only once hamn starts.
+    rm -f /tmp/events
     hamn --json takeover > /tmp/events 2>&1 &
     pid=$!
     while [ -d /proc/$pid ] && ! grep -q "\"step\":\"$step\"" /tmp/events; do sleep 0.02; done
@@ -127,6 +131,7 @@ hamn status --no-bmc > /out/status.txt 2>&1
 # Hand back: the other node takes over next.
 hamn giveback > /out/final-giveback.txt 2>&1; echo $? > /out/final-giveback.rc
 grep -c " /install " /proc/mounts > /out/after-giveback.txt
+hamn --json pr status $map > /out/keys-after-giveback.json
 ip -4 addr show dev eth0 > /out/ip-after-giveback.txt
 for f in database xcatd; do [ -e /run/$f.up ] && echo "$f up"; done > /out/services-after-giveback.txt
 exit 0
@@ -277,6 +282,13 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
         mn2.out("final-giveback.txt")
     );
     assert_eq!(mn2.out("after-giveback.txt").trim(), "0");
+    // The giveback released the reservation and removed mn2's key: mn2 cannot write.
+    let mn2_key = format!("0x{:016x}", hamn::config::node_key("mn2"));
+    let after = keys(&mn2.out("keys-after-giveback.json"));
+    assert!(
+        !after.contains(&mn2_key),
+        "mn2's key {mn2_key} left: {after:?}"
+    );
     assert!(!mn2.out("ip-after-giveback.txt").contains("192.168.60.10"));
     assert_eq!(
         mn2.out("services-after-giveback.txt"),
@@ -285,7 +297,13 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
     );
     let back = run_guest(&node("mn1", "mn2", &lun, MN1_BACK, true));
     back.assert_ok();
-    assert_eq!(rc(&back, "takeover.rc"), 0, "{}", back.out("takeover.txt"));
+    let takeover = back.out("takeover.txt");
+    assert_eq!(rc(&back, "takeover.rc"), 0, "{takeover}");
+    // A planned switchover: nothing to preempt, and it says so.
+    assert!(
+        takeover.contains("gave the storage back cleanly"),
+        "{takeover}"
+    );
     assert_eq!(back.out("last-line.txt").trim(), "line 19");
 }
 
@@ -533,6 +551,210 @@ fn the_standby_powers_off_the_writing_primary_through_its_bmc_and_takes_over() {
     assert!(
         last >= synced,
         "mn2 reads line {last}; mn1 had synced line {synced}"
+    );
+}
+
+/// mn1 owns the LUN, then gives it back cleanly (a planned switchover) and stays up. Once
+/// somebody else holds the LUN it tries to write to it directly, which must fail.
+const MN1_GIVES_BACK: &str = r#"
+set -e
+hamn pr reserve $map > /dev/null 2>&1
+mkfs.ext4 -q -L xcatinstall /dev/$map
+mkdir -p /install && mount /dev/$map /install
+i=0
+while [ $i -lt 10 ]; do echo "line $i" >> /install/synced; i=$((i + 1)); done
+sync
+set +e
+hamn giveback > /tmp/giveback.txt 2>&1
+echo "MN1-GIVEBACK-RC $?"
+echo "MN1-GAVE-BACK"
+# Wait until another node holds the LUN, then write to it: the array must refuse.
+while ! hamn --json pr status $map 2>/dev/null | grep -q '"holder":"0x'; do sleep 0.3; done
+last=$(( $(blockdev --getsz /dev/$map) - 8 ))
+if dd if=/dev/zero of=/dev/$map bs=512 count=8 seek=$last oflag=direct status=none 2>/dev/null; then
+    echo "MN1-RAW-WRITE-OK"
+else
+    echo "MN1-RAW-WRITE-FAILED"
+fi
+while true; do sleep 1; done
+"#;
+
+const MN2_SWITCHOVER: &str = r#"
+set +e
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+export HAMN_BMC_PW=hamn-test-pw
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+tail -1 /install/synced > /out/last-line.txt 2>&1
+# Stay up (and keep holding) while mn1 tries to write.
+sleep 15
+exit 0
+"#;
+
+/// After a clean giveback on mn1, mn2's takeover does not power mn1 off (its BMC would):
+/// mn1's key is on no path and nobody holds the LUN, so mn1 cannot write, and the
+/// takeover says so. mn1 keeps running, and its write after the takeover fails.
+#[test]
+fn a_planned_switchover_after_a_clean_giveback_does_not_power_the_old_owner_off() {
+    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(5));
+    let Some(bmc) = support::sim::SimBmc::start(support::sim::SimOptions {
+        initially_on: false,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("ipmi_sim: {e}")) else {
+        return;
+    };
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_GIVES_BACK, true));
+    mn1.guest.wait_for_line("MN1-GAVE-BACK");
+    assert!(
+        mn1.guest.console().contains("MN1-GIVEBACK-RC 0"),
+        "mn1's giveback failed:\n{}",
+        mn1.guest.console()
+    );
+    bmc.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+
+    let mut spec = GuestSpec::new("mn2", &format!("{PRELUDE}\n{MN2_SWITCHOVER}"));
+    spec.luns = vec![(lun.clone(), 2)];
+    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_file(
+        "/etc/hamn/hamn.toml",
+        config_with_bmc(bmc.addr().port(), "HAMN_BMC_PW").as_bytes(),
+    );
+    spec.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
+    let mn2 = run_guest(&spec);
+    mn2.assert_ok();
+    let takeover = mn2.out("takeover.txt");
+    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{takeover}");
+    assert!(
+        takeover.contains("gave the storage back cleanly") && takeover.contains("skipped"),
+        "the power fence is skipped, and why:\n{takeover}"
+    );
+    assert_eq!(mn2.out("last-line.txt").trim(), "line 9");
+    mn1.guest.wait_for_line("MN1-RAW-WRITE-");
+    assert!(
+        mn1.guest.console().contains("MN1-RAW-WRITE-FAILED"),
+        "mn1 wrote to the LUN mn2 holds:\n{}",
+        mn1.guest.console()
+    );
+    assert!(
+        !mn1.guest.qemu_exited() && bmc.server_alive(),
+        "mn1 was not powered off"
+    );
+}
+
+/// mn1 holds the LUN, is taken over from, and "comes back": it runs its boot sequence
+/// (`hamn pr unfence --all-shared`) while mn2 holds the LUN. Then, once mn2 has given the
+/// LUN back, the admin lets mn1 rejoin.
+const MN1_RETURNS: &str = r#"
+set -e
+hamn pr reserve $map > /dev/null 2>&1
+mkfs.ext4 -q -L xcatinstall /dev/$map
+mkdir -p /install && mount /dev/$map /install
+i=0
+while [ $i -lt 10 ]; do echo "line $i" >> /install/synced; i=$((i + 1)); done
+sync
+umount /install
+set +e
+own=$(hamn --json pr status $map | grep -o '"own_key":"0x[0-9a-f]*"' | cut -d'"' -f4)
+echo "MN1-READY"
+# Taken over: another key holds the LUN, mn1's key is gone.
+while ! hamn --json pr status $map 2>/dev/null | grep -o '"holder":"0x[0-9a-f]*"' | grep -qv "$own"; do sleep 0.3; done
+sg_persist --in -k /dev/$map > /out/keys-before.txt 2>&1
+hamn pr unfence --all-shared > /out/boot-unfence.txt 2>&1; echo $? > /out/boot-unfence.rc
+sg_persist --in -k /dev/$map > /out/keys-after.txt 2>&1
+last=$(( $(blockdev --getsz /dev/$map) - 8 ))
+if dd if=/dev/zero of=/dev/$map bs=512 count=8 seek=$last oflag=direct status=none 2>/dev/null; then
+    echo written > /out/write.txt
+else
+    echo refused > /out/write.txt
+fi
+echo "MN1-TRIED"
+# mn2 gives the LUN back; then the admin lets mn1 rejoin.
+while hamn --json pr status $map 2>/dev/null | grep -q '"holder":"0x'; do sleep 0.3; done
+hamn pr unfence --all-shared --rejoin > /out/rejoin.txt 2>&1; echo $? > /out/rejoin.rc
+hamn --json pr status $map > /out/keys-rejoined.json
+exit 0
+"#;
+
+/// mn2 registers for the first time while mn1 holds the LUN, takes over, serves a while
+/// (tgtd drops a reservation whose holder logs out, so mn2 stays up while mn1 comes
+/// back), then gives the LUN back.
+const MN2_TAKES_OVER: &str = r#"
+set +e
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1; echo $? > /out/unfence.rc
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+tail -1 /install/synced > /out/last-line.txt 2>&1
+sleep 20
+hamn giveback > /out/giveback.txt 2>&1; echo $? > /out/giveback.rc
+exit 0
+"#;
+
+/// The returning primary does not get write access back on its own; a first-time
+/// standby (mn2, registering while mn1 holds the LUN) still registers.
+#[test]
+fn a_fenced_primary_that_comes_back_does_not_register_on_its_own() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(6));
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_RETURNS, false));
+    mn1.guest.wait_for_line("MN1-READY");
+    let mn2 = run_guest(&node("mn2", "mn1", &lun, MN2_TAKES_OVER, true));
+    mn2.assert_ok();
+    assert_eq!(
+        rc(&mn2, "unfence.rc"),
+        0,
+        "first-time standby: {}",
+        mn2.out("unfence.txt")
+    );
+    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{}", mn2.out("takeover.txt"));
+    assert_eq!(mn2.out("last-line.txt").trim(), "line 9");
+    assert_eq!(rc(&mn2, "giveback.rc"), 0, "{}", mn2.out("giveback.txt"));
+    let mn1 = mn1.guest.finish();
+    mn1.assert_ok();
+
+    // The boot's registration is refused, names the holder and the way back, changes
+    // nothing; mn1 cannot write.
+    let said = mn1.out("boot-unfence.txt");
+    assert_eq!(rc(&mn1, "boot-unfence.rc"), 1, "{said}");
+    assert!(
+        said.contains("NOT registered") && said.contains("mn2"),
+        "{said}"
+    );
+    assert!(said.contains("--rejoin"), "{said}");
+    assert_eq!(
+        mn1.out("keys-before.txt"),
+        mn1.out("keys-after.txt"),
+        "READ KEYS changed by a refused unfence"
+    );
+    assert_eq!(
+        mn1.out("write.txt").trim(),
+        "refused",
+        "mn1 wrote to mn2's LUN"
+    );
+    // After mn2's giveback, the admin's --rejoin registers mn1 again.
+    assert_eq!(rc(&mn1, "rejoin.rc"), 0, "{}", mn1.out("rejoin.txt"));
+    let mn1_key = format!("0x{:016x}", hamn::config::node_key("mn1"));
+    assert!(
+        keys(&mn1.out("keys-rejoined.json")).contains(&mn1_key),
+        "{}",
+        mn1.out("keys-rejoined.json")
     );
 }
 

@@ -43,6 +43,8 @@ pub enum CommandError {
     Pr(#[from] crate::scsi::reserve::PrError),
     #[error(transparent)]
     Lun(#[from] crate::disks::luns::LunError),
+    #[error(transparent)]
+    Held(#[from] crate::takeover::held::HeldError),
     #[error("{0}")]
     Usage(String),
     #[error(transparent)]
@@ -135,6 +137,9 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
             }
         ),
         fence::FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
+        fence::FenceMethod::Released { luns, victim_key } => {
+            format!("key {victim_key} given back cleanly on {}", luns.join(", "))
+        }
         fence::FenceMethod::Reservation { luns, victim_key } => {
             format!("key {victim_key} preempted on {}", luns.join(", "))
         }
@@ -333,11 +338,8 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
     let own = crate::scsi::pr::Key(cfg.own_key());
     let ty = reserve::pr_type(cfg.storage.reservation_type);
     let target = match action {
-        PrAction::Status(t)
-        | PrAction::Register(t)
-        | PrAction::Reserve(t)
-        | PrAction::Release(t)
-        | PrAction::Unfence(t) => t,
+        PrAction::Status(t) | PrAction::Reserve(t) | PrAction::Release(t) => t,
+        PrAction::Register(r) | PrAction::Unfence(r) => &r.target,
         PrAction::Preempt(p) => &p.target,
         PrAction::Clear(c) => &c.target,
     };
@@ -394,12 +396,53 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
         }
         _ => None,
     };
+    let held_path = crate::takeover::held::path_beside(
+        &crate::takeover::run::Context::journal_path(Some(&cfg)),
+    );
+    let held = crate::takeover::held::Held::load(&held_path)?;
+    let own_text = reserve::key_text(own);
     let mut reports: Vec<LunReport> = Vec::new();
     let mut errors: Vec<String> = Vec::new();
+    let mut took: Vec<String> = Vec::new();
+    let mut left: Vec<String> = Vec::new();
     for lun in &luns {
+        let id = crate::takeover::held::id_of(&lun.name, lun.wwid.as_deref());
         let r = match action {
             PrAction::Status(_) => reserve::status(lun),
-            PrAction::Register(_) | PrAction::Unfence(_) => reserve::register(lun, own),
+            PrAction::Register(a) | PrAction::Unfence(a) => {
+                let now = reserve::status(lun)?;
+                let verdict =
+                    crate::takeover::held::decide(&own_text, held.luns.contains(&id), &now);
+                match (verdict, a.rejoin) {
+                    (crate::takeover::held::Rejoin::Refuse { holder }, false) => {
+                        let who = cfg
+                            .peers
+                            .values()
+                            .find(|p| reserve::key_text(crate::scsi::pr::Key(p.pr_key())) == holder)
+                            .map_or_else(|| "another node".to_string(), |p| p.name.clone());
+                        errors.push(format!(
+                            "LUN {}: NOT registered: this node held it and was fenced since: \
+                             its key {own_text} is on no path and {who} ({holder}) holds it \
+                             now. Registering again would let this node write to storage \
+                             that {who} has mounted; nothing was changed. Once {who} has \
+                             given it back, or you have made sure this node must write again, \
+                             run `hamn pr unfence --rejoin {}` (logged)",
+                            lun.name, lun.name
+                        ));
+                        continue;
+                    }
+                    (crate::takeover::held::Rejoin::Refuse { holder }, true) => {
+                        tracing::warn!(
+                            lun = %lun.name,
+                            holder = %holder,
+                            "rejoin: registering again although this node was fenced (--rejoin)"
+                        );
+                        left.push(id.clone());
+                    }
+                    (crate::takeover::held::Rejoin::Register, _) => {}
+                }
+                reserve::register(lun, own)
+            }
             PrAction::Reserve(_) => reserve::reserve(lun, own, ty),
             PrAction::Release(_) => reserve::release(lun, own, ty),
             PrAction::Clear(_) => match &clear {
@@ -416,9 +459,19 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             },
         };
         match r {
-            Ok(rep) => reports.push(rep),
+            Ok(rep) => {
+                match action {
+                    PrAction::Reserve(_) | PrAction::Preempt(_) => took.push(id),
+                    PrAction::Release(_) | PrAction::Clear(_) => left.push(id),
+                    _ => {}
+                }
+                reports.push(rep);
+            }
             Err(e) => errors.push(e.to_string()),
         }
+    }
+    if !took.is_empty() || !left.is_empty() {
+        crate::takeover::held::Held::update(&held_path, &took, &left)?;
     }
     let mut human = String::new();
     for r in &reports {

@@ -26,6 +26,13 @@ pub enum FenceMethod {
         luns: Vec<String>,
         victim_key: String,
     },
+    /// A planned switchover: the peer gave the storage back cleanly (its key was on no
+    /// path and nobody held a reservation), and this node then reserved every LUN, read
+    /// back on every path. The peer cannot write, and needs no power-off.
+    Released {
+        luns: Vec<String>,
+        victim_key: String,
+    },
 }
 
 /// Proof that a peer was fenced. No public constructor: see the module documentation.

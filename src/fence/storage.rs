@@ -13,6 +13,12 @@ use crate::scsi::pr::{Key, PrType};
 use crate::scsi::reserve::{self, Lun, LunReport, PrError};
 
 /// Preempt `victim`'s key (node `node`) on every LUN and prove it from the read-back.
+///
+/// A peer that gave the storage back cleanly (`hamn giveback`: its reservation released
+/// and its key removed on every path) leaves nothing to preempt: when every path of
+/// every LUN shows no holder and no victim key, the proof says `Released`, and the
+/// takeover need not power the peer off. `released_earlier`: an interrupted run of this
+/// takeover found it so and reserved already (this node holds, the victim is absent).
 pub fn tiebreak(
     node: &str,
     own: Key,
@@ -20,11 +26,20 @@ pub fn tiebreak(
     ty: PrType,
     luns: &[Lun],
     profiles: &Profiles,
+    released_earlier: bool,
 ) -> Result<Fenced, FenceError> {
     let own_text = reserve::key_text(own);
     let victim_text = reserve::key_text(victim);
     let mut reports = Vec::new();
+    let mut released = !luns.is_empty();
     for lun in luns {
+        released &= reserve::status(lun).is_ok_and(|s| {
+            s.paths.iter().all(|p| {
+                p.ok && !p.keys.contains(&victim_text)
+                    && (p.holder.is_none()
+                        || (released_earlier && p.holder.as_deref() == Some(own_text.as_str())))
+            })
+        });
         let profile = reserve::profile_for(lun, profiles);
         match reserve::preempt_tiebreak(lun, own, victim, ty, profile) {
             Ok(r) => reports.push(r),
@@ -48,7 +63,21 @@ pub fn tiebreak(
             }
         }
     }
-    by_reservation(node, &own_text, &victim_text, &reports)
+    let proof = by_reservation(node, &own_text, &victim_text, &reports)?;
+    if !released {
+        return Ok(proof);
+    }
+    info!(
+        node,
+        "the peer had given the storage back: no holder, its key on no path"
+    );
+    Ok(Fenced::new(
+        node,
+        FenceMethod::Released {
+            luns: reports.iter().map(|r| r.lun.clone()).collect(),
+            victim_key: victim_text,
+        },
+    ))
 }
 
 /// Confirmed only if every LUN's read-back, on every path, shows `own` as holder and

@@ -372,6 +372,23 @@ pub fn register(lun: &Lun, key: Key) -> Result<LunReport, PrError> {
     }
 }
 
+/// Remove this node's registration on every path (REGISTER AND IGNORE EXISTING KEY with
+/// a service action key of zero, SPC-4 5.14.7): after a giveback this node cannot write,
+/// so the other node can take over without powering it off. Idempotent.
+pub fn unregister(lun: &Lun) -> Result<LunReport, PrError> {
+    let _s = info_span!("pr-unregister", lun = %lun.name).entered();
+    let mut report = new_report(lun);
+    out_on_every_path(
+        lun,
+        "unregister",
+        OutAction::RegisterAndIgnoreExistingKey,
+        None,
+        &basic_params(Key(0), Key(0)),
+        &mut report,
+    )?;
+    Ok(report)
+}
+
 /// REPORT CAPABILITIES through the first path that answers; None if none does (the
 /// service action is optional, and tgtd versions differ).
 pub fn capabilities(lun: &Lun) -> Option<pr::Capabilities> {

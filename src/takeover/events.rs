@@ -14,6 +14,8 @@ pub enum Outcome {
     Rechecked,
     /// An earlier run recorded it done, but it was not in place: done again.
     Redone,
+    /// Not needed this time, and why (a power fence after a clean giveback).
+    Skipped,
     Failed,
 }
 
@@ -24,6 +26,7 @@ impl std::fmt::Display for Outcome {
             Outcome::InPlace => "in place",
             Outcome::Rechecked => "in place (re-checked)",
             Outcome::Redone => "redone",
+            Outcome::Skipped => "skipped",
             Outcome::Failed => "failed",
         })
     }

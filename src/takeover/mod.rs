@@ -9,6 +9,7 @@
 pub mod events;
 pub mod flows;
 pub mod giveback;
+pub mod held;
 pub mod journal;
 pub mod run;
 pub mod status;

@@ -98,6 +98,8 @@ pub enum EngineError {
     Profile(#[from] crate::profiles::ProfileError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
+    #[error(transparent)]
+    Held(#[from] super::held::HeldError),
     #[error(
         "step '{step}' needs hamn.toml (this node's reservation key and type); none was \
          loaded"
@@ -126,6 +128,9 @@ impl EngineError {
         }
     }
 }
+
+/// The journal's mark of a storage fence that found the peer's storage given back.
+const GIVEN_BACK: &str = "gave the storage back cleanly";
 
 /// Which flow a run belongs to (the journal says so, and giveback reads it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -405,22 +410,64 @@ impl Run<'_> {
                 let victim = Key(p.pr_key());
                 let ty = reserve::pr_type(cfg.storage.reservation_type);
                 let luns = luns.clone();
-                let proof =
-                    fence::storage::tiebreak(&peer, own, victim, ty, &luns, self.profiles()?)
-                        .map_err(EngineError::Fence)?;
-                self.proofs.push(proof);
-                Ok((
-                    Outcome::Done,
-                    format!(
-                        "{peer}'s key {victim_key} preempted on {}; this node holds every path",
-                        luns.iter()
-                            .map(|l| l.name.clone())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                let released_earlier = self.journal.entries.iter().any(|e| {
+                    e.step == step.id() && e.state == State::Done && e.detail.contains(GIVEN_BACK)
+                });
+                let proof = fence::storage::tiebreak(
+                    &peer,
+                    own,
+                    victim,
+                    ty,
+                    &luns,
+                    self.profiles()?,
+                    released_earlier,
+                )
+                .map_err(EngineError::Fence)?;
+                let names = luns
+                    .iter()
+                    .map(|l| l.name.clone())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                // Remember that this node holds these LUNs: if it is fenced in turn, it
+                // must not register again on its own when it comes back.
+                super::held::Held::update(
+                    &super::held::path_beside(&self.ctx.journal),
+                    &luns
+                        .iter()
+                        .map(|l| super::held::id_of(&l.name, l.wwid.as_deref()))
+                        .collect::<Vec<_>>(),
+                    &[],
+                )?;
+                let detail = match proof.method() {
+                    fence::FenceMethod::Released { .. } => format!(
+                        "{peer} {GIVEN_BACK}: its key {victim_key} is on no path of {names} and \
+                         nobody held a reservation; this node reserved and holds every path"
                     ),
-                ))
+                    _ => format!(
+                        "{peer}'s key {victim_key} preempted on {names}; this node holds every path"
+                    ),
+                };
+                self.proofs.push(proof);
+                Ok((Outcome::Done, detail))
             }
             Step::FencePower { .. } => {
+                // A planned switchover: the storage proof shows the peer gave everything
+                // back and cannot write; powering it off would only cost a good node.
+                if let Some(last) = self.proofs.last()
+                    && last.node() == peer
+                    && let fence::FenceMethod::Released { luns, victim_key } = last.method()
+                {
+                    return Ok((
+                        Outcome::Skipped,
+                        format!(
+                            "{peer} is not powered off: it gave the storage back cleanly (its \
+                             key {victim_key} is on no path of {}, nobody held a reservation), \
+                             so it cannot write; a planned switchover does not need a \
+                             power-off",
+                            luns.join(", ")
+                        ),
+                    ));
+                }
                 let p = self.peer_cfg(step)?.clone();
                 let done =
                     fence::fence_peer(&p, self.profiles()?, None).map_err(EngineError::Fence)?;
@@ -524,13 +571,25 @@ impl Run<'_> {
                 let cfg = self.cfg(step)?;
                 let own = Key(cfg.own_key());
                 let ty = reserve::pr_type(cfg.storage.reservation_type);
+                // Released and unregistered: this node cannot write any more, which is
+                // what lets the other node take over without powering it off.
                 for lun in luns {
                     reserve::release(lun, own, ty)?;
+                    reserve::unregister(lun)?;
                 }
+                // Left voluntarily: registering again later is a standby's right.
+                super::held::Held::update(
+                    &super::held::path_beside(&self.ctx.journal),
+                    &[],
+                    &luns
+                        .iter()
+                        .map(|l| super::held::id_of(&l.name, l.wwid.as_deref()))
+                        .collect::<Vec<_>>(),
+                )?;
                 Ok((
                     Outcome::Done,
                     format!(
-                        "reservation released on {}",
+                        "reservation released and this node's key removed on {}",
                         luns.iter()
                             .map(|l| l.name.clone())
                             .collect::<Vec<_>>()

@@ -112,7 +112,8 @@ pub enum Step {
     Unmount {
         mountpoint: PathBuf,
     },
-    /// Release this node's reservation on every shared LUN (its registration stays).
+    /// Release this node's reservation on every shared LUN and remove its key: after a
+    /// giveback it cannot write, so the other node takes over without powering it off.
     Release {
         luns: Vec<Lun>,
     },
@@ -237,10 +238,16 @@ impl Step {
                 "# no power fence: the admin states that {peer} is off or disconnected \
                  ({statement}), logged"
             )],
-            Step::FencePower { peer, bmc } => vec![format!(
-                "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
-                 (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
-            )],
+            Step::FencePower { peer, bmc } => vec![
+                format!(
+                    "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
+                     (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
+                ),
+                format!(
+                    "# skipped when the storage fence found that {peer} gave the storage back \
+                     cleanly (its key on no path, no holder)"
+                ),
+            ],
             Step::Assemble { array } => {
                 let mut v = Vec::new();
                 if let Some(k) = &array.assembled {
@@ -298,18 +305,25 @@ impl Step {
             Step::Unmount { mountpoint } => {
                 vec![format!("umount {}   # never lazy", mountpoint.display())]
             }
-            Step::Release { luns } => vec![format!(
-                "PERSISTENT RESERVE OUT RELEASE on {} (like: sg_persist --out --release \
-                 --param-rk=<this node's key> --prout-type=<type> <path>)",
-                if luns.is_empty() {
+            Step::Release { luns } => {
+                let names = if luns.is_empty() {
                     "every shared LUN".to_string()
                 } else {
                     luns.iter()
                         .map(|l| l.name.clone())
                         .collect::<Vec<_>>()
                         .join(", ")
-                }
-            )],
+                };
+                vec![
+                    format!(
+                        "PERSISTENT RESERVE OUT RELEASE on {names} (like: sg_persist --out \
+                         --release --param-rk=<this node's key> --prout-type=<type> <path>)"
+                    ),
+                    "then remove this node's key on every path (like: sg_persist --out \
+                     --register-ignore --param-sark=0 <each path>)"
+                        .to_string(),
+                ]
+            }
             Step::StopArray { uuid, name } => {
                 vec![format!(
                     "mdadm --stop <the array with UUID {uuid}>   # {name}"
