@@ -215,3 +215,36 @@ fn sigterm_stops_the_step_s_process_group_journals_it_and_a_rerun_continues() {
     assert_eq!(last_state(&j, "service busy").as_deref(), Some("done"));
     assert_eq!(j["complete"], true);
 }
+
+fn alive(pid: i32) -> bool {
+    // A zombie waiting for its reaper counts as gone.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+        !st.rsplit(')')
+            .next()
+            .is_some_and(|r| r.trim_start().starts_with('Z'))
+    })
+}
+
+#[test]
+fn kill_9_of_hamn_takes_the_running_command_with_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let pidfile = dir.path().join("start.pid");
+    // `exec`: the sleep is hamn's own child, the one PR_SET_PDEATHSIG covers.
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let config = write_config(dir.path(), &["sh", "-c", &script]);
+    let mut run = spawn(takeover(&config));
+    let child: i32 = wait_for("the start command's pid", || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    });
+    run.kill().expect("SIGKILL");
+    let _ = run.wait();
+    wait_for("the start command to die with hamn", || {
+        (!alive(child)).then_some(())
+    });
+    // The lock went with hamn: a rerun is not refused, and continues.
+    let config = write_config(dir.path(), &["true"]);
+    let rerun = takeover(&config).output().expect("runs");
+    assert!(rerun.status.success(), "{}", show(&rerun));
+}
