@@ -11,7 +11,17 @@
 //! - with a deadline, the program runs in its own process group and the whole group is
 //!   killed when the deadline passes: an unknown outcome is a failure (design invariant
 //!   5), and a start script's children must not outlive it;
-//! - a program that is not installed is named with the package that provides it.
+//! - a program that is not installed is named with the package that provides it;
+//! - while a takeover or giveback runs ([`arm_interrupts`]), SIGTERM and SIGINT do not
+//!   kill hamn: they set a flag that the wait loop sees; it stops the running command and
+//!   its whole process group (SIGTERM, then SIGKILL after a grace period), waits until
+//!   the group is gone, and reports [`ExecError::Interrupted`]. No new command starts
+//!   after that. So a rerun never overlaps a command of the interrupted run (two checks
+//!   of one filesystem at once);
+//! - a child dies with hamn even when hamn is killed with SIGKILL, which no handler can
+//!   see: every child is spawned with PR_SET_PDEATHSIG(SIGKILL) (Linux). This covers the
+//!   program hamn started (e2fsck, mount, a service's start command), not what that
+//!   program started in turn and left running in its process group.
 //!
 //! Ground floor: it imports nothing of hamn.
 
@@ -24,7 +34,7 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tracing::info;
@@ -52,6 +62,13 @@ pub enum ExecError {
         seconds: f64,
         output: String,
     },
+    #[error(
+        "`{command}` was stopped, with every process it started, because hamn received \
+         {signal}"
+    )]
+    Interrupted { command: String, signal: String },
+    #[error("cannot handle {signal} (sigaction: {source}); nothing was done")]
+    Signals { signal: String, source: nix::Error },
     #[error(
         "cannot create a file for command output in {dir}: {source}; make the temporary \
          directory writable (or point TMPDIR elsewhere) and rerun"
@@ -82,6 +99,105 @@ fn scrubbed() -> Vec<OsString> {
         .cloned()
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------
+// Signals
+
+/// The signal (SIGTERM, SIGINT) that asked hamn to stop, 0 while none did. Set by the
+/// signal handler, which may do nothing else (async-signal-safe).
+static INTERRUPTED: AtomicI32 = AtomicI32::new(0);
+
+/// How many [`InterruptGuard`]s are alive, and the handlers they replaced.
+static ARMED: Mutex<(
+    usize,
+    Vec<(nix::sys::signal::Signal, nix::sys::signal::SigAction)>,
+)> = Mutex::new((0, Vec::new()));
+
+const STOP_SIGNALS: [nix::sys::signal::Signal; 2] = [
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGINT,
+];
+
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    INTERRUPTED.store(sig, Ordering::SeqCst);
+}
+
+/// While alive, SIGTERM and SIGINT stop the running command instead of killing hamn
+/// (see the module's notes); dropping the last guard restores the previous handlers.
+#[derive(Debug)]
+pub struct InterruptGuard(());
+
+/// Catch SIGTERM and SIGINT until the guard is dropped. The takeover executor holds one
+/// for its whole run, so that an interruption is journaled and no command outlives it.
+pub fn arm_interrupts() -> Result<InterruptGuard, ExecError> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, sigaction};
+    let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+    if armed.0 == 0 {
+        INTERRUPTED.store(0, Ordering::SeqCst);
+        let action = SigAction::new(
+            SigHandler::Handler(on_stop_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let mut old = Vec::new();
+        for sig in STOP_SIGNALS {
+            // SAFETY: the handler only stores into an atomic, which is async-signal-safe.
+            match unsafe { sigaction(sig, &action) } {
+                Ok(previous) => old.push((sig, previous)),
+                Err(source) => {
+                    restore(&old);
+                    return Err(ExecError::Signals {
+                        signal: sig.as_str().to_string(),
+                        source,
+                    });
+                }
+            }
+        }
+        armed.1 = old;
+    }
+    armed.0 += 1;
+    Ok(InterruptGuard(()))
+}
+
+fn restore(old: &[(nix::sys::signal::Signal, nix::sys::signal::SigAction)]) {
+    for (sig, action) in old {
+        // SAFETY: puts back the disposition that was in place before arm_interrupts.
+        let _ = unsafe { nix::sys::signal::sigaction(*sig, action) };
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        let mut armed = ARMED.lock().unwrap_or_else(|p| p.into_inner());
+        armed.0 = armed.0.saturating_sub(1);
+        if armed.0 == 0 {
+            let old = std::mem::take(&mut armed.1);
+            restore(&old);
+        }
+    }
+}
+
+fn armed() -> bool {
+    ARMED.lock().unwrap_or_else(|p| p.into_inner()).0 > 0
+}
+
+/// The signal that asked hamn to stop, if one did while interrupts were armed.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
+/// "SIGTERM" for 15.
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_string())
+}
+
+/// How long a command stopped by an interruption gets to end on SIGTERM before its
+/// process group is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 // ---------------------------------------------------------------------------------------
 // Showing commands
@@ -335,13 +451,20 @@ impl Command {
         let Some(file) = locate(&name) else {
             return Err(missing());
         };
+        if let Some(sig) = interrupted() {
+            return Err(ExecError::Interrupted {
+                command,
+                signal: signal_name(sig),
+            });
+        }
         let mut out = capture_file()?;
         let mut err = capture_file()?;
         let spawn_err = |source| ExecError::Spawn {
             command: command.clone(),
             source,
         };
-        let mut cmd = self.std_command(&file, program, args);
+        let own_group = self.timeout.is_some() || armed();
+        let mut cmd = self.std_command(&file, program, args, own_group);
         cmd.stdout(Stdio::from(out.try_clone().map_err(spawn_err)?))
             .stderr(Stdio::from(err.try_clone().map_err(spawn_err)?));
         let started = Instant::now();
@@ -351,24 +474,28 @@ impl Command {
             Err(source) => return Err(ExecError::Spawn { command, source }),
         };
         let window = (!self.keep_all).then_some(OUTPUT_WINDOW);
-        let status = match self.timeout {
-            None => child.wait().map_err(spawn_err)?,
-            Some(timeout) => match wait_until(&mut child, timeout) {
-                Ok(Some(status)) => status,
-                Ok(None) => {
-                    let output = format!(
-                        "{}{}",
-                        read_back(&mut out, window),
-                        read_back(&mut err, window)
-                    );
-                    return Err(ExecError::Timeout {
-                        command,
-                        seconds: timeout.as_secs_f64(),
-                        output: tail(&output),
-                    });
-                }
-                Err(source) => return Err(ExecError::Spawn { command, source }),
-            },
+        let status = match wait_for(&mut child, self.timeout, own_group) {
+            Ok(Waited::Exited(status)) => status,
+            Ok(Waited::TimedOut) => {
+                let output = format!(
+                    "{}{}",
+                    read_back(&mut out, window),
+                    read_back(&mut err, window)
+                );
+                return Err(ExecError::Timeout {
+                    command,
+                    seconds: self.timeout.unwrap_or_default().as_secs_f64(),
+                    output: tail(&output),
+                });
+            }
+            Ok(Waited::Interrupted(sig)) => {
+                info!(command = %command, signal = sig, "stopped: hamn was interrupted");
+                return Err(ExecError::Interrupted {
+                    command,
+                    signal: signal_name(sig),
+                });
+            }
+            Err(source) => return Err(ExecError::Spawn { command, source }),
         };
         let seconds = started.elapsed().as_secs_f64();
         info!(command = %command, exit = status.code(), seconds, "ran");
@@ -387,6 +514,7 @@ impl Command {
         file: &Path,
         program: &OsStr,
         args: &[OsString],
+        own_group: bool,
     ) -> std::process::Command {
         let mut cmd = std::process::Command::new(file);
         // arg0 as typed, so that messages read "e2fsck: ...", not "/usr/sbin/e2fsck: ...".
@@ -404,8 +532,28 @@ impl Command {
         {
             cmd.env("HOME", user.dir);
         }
-        if self.timeout.is_some() {
+        if own_group {
             cmd.process_group(0);
+        }
+        // The child dies with hamn, even when hamn is killed with SIGKILL: a rerun after
+        // `kill -9` must never overlap an e2fsck the killed run left running. The signal
+        // is sent when the thread that spawned the child ends, and every thread that
+        // spawns here waits for its child. Only the child itself is covered; what it
+        // starts lives in its process group, which hamn kills on a deadline or a
+        // SIGTERM/SIGINT.
+        let parent = std::process::id();
+        // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // hamn died before the prctl: nobody is left to wait for this child.
+                if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
+                }
+                Ok(())
+            });
         }
         cmd
     }
@@ -421,42 +569,84 @@ impl Command {
     }
 }
 
-/// Wait for the child until `timeout`; Ok(None) when it had to be killed.
-fn wait_until(child: &mut Child, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+enum Waited {
+    Exited(ExitStatus),
+    /// The deadline passed; the process group was killed.
+    TimedOut,
+    /// hamn received this signal; the process group was stopped and is gone.
+    Interrupted(i32),
+}
+
+/// Wait for the child, polling so that a deadline or an interruption is seen.
+fn wait_for(child: &mut Child, timeout: Option<Duration>, own_group: bool) -> io::Result<Waited> {
     let started = Instant::now();
     let mut pause = Duration::from_millis(2);
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return Ok(Some(status)),
+            Ok(Some(status)) => return Ok(Waited::Exited(status)),
             Ok(None) => {}
             Err(e) => {
                 kill_group(child);
                 return Err(e);
             }
         }
-        let elapsed = started.elapsed();
-        if elapsed >= timeout {
-            kill_group(child);
-            return Ok(None);
+        if let Some(sig) = interrupted() {
+            stop(child, own_group);
+            return Ok(Waited::Interrupted(sig));
         }
-        std::thread::sleep(pause.min(timeout - elapsed));
+        let elapsed = started.elapsed();
+        let mut nap = pause;
+        if let Some(timeout) = timeout {
+            if elapsed >= timeout {
+                kill_group(child);
+                return Ok(Waited::TimedOut);
+            }
+            nap = nap.min(timeout - elapsed);
+        }
+        std::thread::sleep(nap);
         pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
+fn pgid(child: &Child) -> Option<nix::unistd::Pid> {
+    i32::try_from(child.id())
+        .ok()
+        .map(nix::unistd::Pid::from_raw)
+}
+
 /// Kill the command and whatever it started: it runs in its own process group.
 fn kill_group(child: &mut Child) {
-    let killed = i32::try_from(child.id()).is_ok_and(|pid| {
-        nix::sys::signal::killpg(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .is_ok()
-    });
+    let killed = pgid(child)
+        .is_some_and(|pg| nix::sys::signal::killpg(pg, nix::sys::signal::Signal::SIGKILL).is_ok());
     if !killed {
         let _ = child.kill();
     }
     let _ = child.wait();
+}
+
+/// Stop an interrupted command: SIGTERM to its process group, SIGKILL after
+/// [`STOP_GRACE`], and wait until no process of the group is left, so that nothing the
+/// command started is still running when hamn exits.
+fn stop(child: &mut Child, own_group: bool) {
+    use nix::sys::signal::{Signal, killpg};
+    let Some(pg) = pgid(child).filter(|_| own_group) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return;
+    };
+    let _ = killpg(pg, Signal::SIGTERM);
+    let grace = Instant::now() + STOP_GRACE;
+    while Instant::now() < grace && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = killpg(pg, Signal::SIGKILL);
+    let _ = child.wait();
+    // The rest of the group (reparented, killed) goes within moments; wait for it.
+    let gone = Instant::now() + STOP_GRACE;
+    while killpg(pg, None).is_ok() && Instant::now() < gone {
+        let _ = killpg(pg, Signal::SIGKILL);
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Output goes to unlinked files rather than pipes: a daemon that a start command leaves
@@ -609,7 +799,7 @@ mod tests {
         // A name no other test uses: the list is process-wide.
         const VAR: &str = "HAMN_EXEC_TEST_SECRET";
         scrub_env_var(VAR);
-        let c = cmd(&["env"]).std_command(Path::new("/usr/bin/env"), OsStr::new("env"), &[]);
+        let c = cmd(&["env"]).std_command(Path::new("/usr/bin/env"), OsStr::new("env"), &[], false);
         let envs: Vec<(&OsStr, Option<&OsStr>)> = c.get_envs().collect();
         assert!(envs.contains(&(OsStr::new(VAR), None)), "{envs:?}");
         assert!(envs.contains(&(OsStr::new("LC_ALL"), Some(OsStr::new("C")))));

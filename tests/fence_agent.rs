@@ -371,3 +371,47 @@ fn a_rejected_command_line_exits_1_so_it_is_never_read_as_off() {
         .expect("runs");
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
 }
+
+/// password_script is the one program fence_hamn starts: it sees neither the variable that
+/// hamn.toml names with `password_env` nor its value. No BMC is needed: the script runs
+/// before the BMC is contacted (the status read then fails on a closed port).
+#[test]
+fn password_script_sees_no_password_variable() {
+    const VAR: &str = "HAMN_AGENT_TEST_PW";
+    const SECRET: &str = "pw-5d02b1-env-only";
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let config = d.join("hamn.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node = \"mn2\"\n\n[peers.mn1]\nfencing = [\"power\"]\n\n[peers.mn1.bmc]\n\
+             address = \"127.0.0.1\"\nport = 9\nuser = \"admin\"\npassword_env = \"{VAR}\"\n"
+        ),
+    )
+    .expect("write");
+    let script = format!(
+        "tr '\\0' '\\n' < /proc/$$/environ > {d}/script.environ; \
+         tr '\\0' ' ' < /proc/$$/cmdline > {d}/script.cmdline; echo from-script",
+        d = d.display()
+    );
+    let out = assert_cmd::Command::from_std(agent_process())
+        .env(VAR, SECRET)
+        .write_stdin(format!(
+            "action=status\nplug=mn1\nconfig={}\npassword_script={script}\npower_timeout=2\n",
+            config.display()
+        ))
+        .output()
+        .expect("agent runs");
+    let environ = std::fs::read_to_string(d.join("script.environ"))
+        .unwrap_or_else(|e| panic!("password_script did not run ({e}): {}", show(&out)));
+    let cmdline = std::fs::read_to_string(d.join("script.cmdline")).expect("cmdline");
+    assert!(environ.lines().any(|l| l == "LC_ALL=C"), "{environ}");
+    for (what, text) in [("environment", &environ), ("command line", &cmdline)] {
+        assert!(
+            !text.contains(SECRET),
+            "its {what} holds the password:\n{text}"
+        );
+        assert!(!text.contains(VAR), "its {what} holds {VAR}:\n{text}");
+    }
+}

@@ -518,22 +518,32 @@ fn unreachable_without_ip() -> ! {
     panic!("fence_hamn: no hamn.toml and no ip; this combination cannot happen")
 }
 
+/// How long password_script may take.
+const PASSWORD_SCRIPT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Run password_script (a shell command by the FenceAgentAPI's definition) through the one
+/// process runner, so that it gets exec's environment policy like every other child: no
+/// variable named by a `password_env`, stdin /dev/null, killed with hamn. Its output is
+/// the password: no error quotes it.
 fn run_password_script(script: &str) -> Result<Secret, AgentError> {
     let fail = |detail: String| AgentError::PasswordScript {
         script: script.to_string(),
         detail,
     };
-    let out = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|e| fail(e.to_string()))?;
-    if !out.status.success() {
-        return Err(fail(format!("exit status {}", out.status)));
+    let ran = crate::exec::Command::new(["/bin/sh", "-c", script])
+        .timeout(PASSWORD_SCRIPT_TIMEOUT)
+        .run()
+        .map_err(|e| match e {
+            crate::exec::ExecError::Timeout { seconds, .. } => fail(format!(
+                "it did not finish within {seconds:.0} s and was killed"
+            )),
+            other => fail(other.to_string()),
+        })?;
+    if !ran.success() {
+        return Err(fail(crate::exec::describe_status(ran.status)));
     }
-    let first = out.stdout.split(|b| *b == b'\n').next().unwrap_or_default();
-    Ok(Secret::from_file_contents(first.to_vec()))
+    let first = ran.stdout.split('\n').next().unwrap_or_default();
+    Ok(Secret::from_file_contents(first.as_bytes().to_vec()))
 }
 
 fn report(human: impl Into<String>, exit: u8, json: serde_json::Value) -> Report {

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -57,6 +57,18 @@ pub enum ConfigError {
         path: PathBuf,
         problem: String,
         user: u32,
+    },
+    #[error(
+        "refusing the BMC password file {path} for node '{node}': it is a symbolic link to \
+         {target}, and hamn reads only a regular file that it owns with mode 0600 (through a \
+         link, the file checked and the file someone can replace are not the same). Set \
+         password_file to the file itself ({target}) after checking who may write it, or \
+         replace the link with the file"
+    )]
+    PasswordFileSymlink {
+        node: String,
+        path: PathBuf,
+        target: String,
     },
     #[error("the BMC password for node '{node}' is empty ({source_desc}); set it there")]
     EmptyPassword { node: String, source_desc: String },
@@ -471,7 +483,28 @@ pub fn read_password_file(node: &str, path: &Path) -> Result<Secret, ConfigError
         path: path.to_path_buf(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+    let symlink = || ConfigError::PasswordFileSymlink {
+        node: node.to_string(),
+        path: path.to_path_buf(),
+        target: std::fs::read_link(path).map_or_else(
+            |e| format!("(unreadable: {e})"),
+            |t| t.display().to_string(),
+        ),
+    };
+    // A link is refused rather than followed: the mode check and the chmod hamn suggests
+    // would be about the link's target. O_NOFOLLOW closes the race with the check.
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(symlink());
+    }
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(symlink()),
+        Err(e) => return Err(io(e)),
+    };
     let meta = file.metadata().map_err(io)?;
     let me = nix::unistd::geteuid().as_raw();
     let mode = meta.mode() & 0o7777;
@@ -603,6 +636,30 @@ cipher_suite = 17
         let c = Config::parse(Path::new("h.toml"), GOOD).expect("parses");
         let e = c.peer("mn9").unwrap_err().to_string();
         assert!(e.contains("mn9") && e.contains("mn1"), "{e}");
+    }
+
+    #[test]
+    fn a_password_file_that_is_a_symbolic_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let target = dir.path().join("real.pw");
+        std::fs::write(&target, "secret\n").expect("write");
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let link = dir.path().join("mn1.pw");
+        std::os::unix::fs::symlink(&target, &link).expect("symlink");
+        let e = read_password_file("mn1", &link).unwrap_err();
+        assert!(matches!(e, ConfigError::PasswordFileSymlink { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains(&link.display().to_string()),
+            "names the link: {e}"
+        );
+        assert!(
+            e.contains(&format!("symbolic link to {}", target.display())),
+            "names the target: {e}"
+        );
+        assert!(!e.contains("chmod 600"), "no chmod through the link: {e}");
+        assert!(!e.contains("secret"));
     }
 
     #[test]

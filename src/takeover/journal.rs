@@ -31,6 +31,10 @@ pub enum State {
     Started,
     Done,
     Failed,
+    /// hamn received SIGTERM or SIGINT during the step: its command (and the command's
+    /// process group) was stopped and waited for; a rerun continues with this step.
+    /// Journals written before this state existed still load: they never contain it.
+    Interrupted,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -199,6 +203,31 @@ mod tests {
         assert!(!back.complete);
         Journal::retire(&path).expect("retire");
         assert!(Journal::load(&path).expect("none").is_none());
+    }
+
+    #[test]
+    fn interrupted_is_written_kebab_case_and_older_journals_still_load() {
+        assert_eq!(
+            serde_json::to_string(&State::Interrupted).expect("json"),
+            "\"interrupted\""
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("takeover.json");
+        // A journal of hamn before the interrupted state (and before flow and plan).
+        std::fs::write(
+            &path,
+            r#"{"version":1,"peer":"mn1","started_at":1.0,"complete":false,
+               "entries":[{"step":"fence-storage","state":"done","at":1.0,"detail":""},
+                          {"step":"check /install","state":"started","at":2.0,"detail":""}]}"#,
+        )
+        .expect("w");
+        let mut j = Journal::load(&path).expect("ok").expect("some");
+        assert_eq!(j.state_of("check /install"), Some(State::Started));
+        j.record("check /install", State::Interrupted, "SIGTERM")
+            .expect("w");
+        let back = Journal::load(&path).expect("ok").expect("some");
+        assert_eq!(back.state_of("check /install"), Some(State::Interrupted));
+        assert_eq!(back.flow, "san");
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! proofs and the adapters (disks, md, scsi, fs, svc) know their hardware.
 //!
 //! - `step`: every step of every flow, with its exact commands for `--dry-run`;
-//! - `run`: the one executor (journal, progress events, gates, resume);
+//! - `run`: the one executor (journal, progress events, gates, resume, interruption);
+//! - `lock`: one takeover or giveback at a time on a node;
 //! - `flows`: each of xCAT's recipes as a plan of steps (`san`, `moved`);
 //! - `giveback`: the reverse plan; `status`: what is where; `journal`, `events`.
 
@@ -11,6 +12,7 @@ pub mod flows;
 pub mod giveback;
 pub mod held;
 pub mod journal;
+pub mod lock;
 pub mod run;
 pub mod status;
 pub mod step;

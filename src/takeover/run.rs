@@ -6,7 +6,12 @@
 //! - no mount, and nothing served, before every check of the plan passed;
 //! - a refused step stops the run; everything before it stays, journaled, and a rerun
 //!   continues: fencing is proven again (a proof is never read from the journal), and
-//!   every step finds what is verifiably in place and says so ("re-checked").
+//!   every step finds what is verifiably in place and says so ("re-checked");
+//! - one run at a time: a lock beside the journal (`lock`) is held for the whole run, and
+//!   a second takeover or giveback on the node refuses at once, naming the first;
+//! - SIGTERM or SIGINT (Pacemaker's operation timeout, Ctrl-C) stops the running command
+//!   and its process group (`exec`), records the step as interrupted and ends the run
+//!   with [`EngineError::Interrupted`] (exit status 1); a rerun continues with that step.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -107,6 +112,20 @@ pub enum EngineError {
     NoConfig { step: String },
     #[error("step '{step}' is not built yet in this version of hamn")]
     NotBuilt { step: String },
+    #[error(transparent)]
+    Lock(#[from] super::lock::LockError),
+    #[error(transparent)]
+    Signals(crate::exec::ExecError),
+    #[error(
+        "interrupted by {signal} during step '{step}': its command was stopped and nothing \
+         of this run is running any more; the journal {journal} records the step as \
+         interrupted. Run the same command again to continue from there"
+    )]
+    Interrupted {
+        step: String,
+        signal: String,
+        journal: String,
+    },
 }
 
 /// What the BMC said, without the "NOT fenced" frame of a fencing failure: the check
@@ -202,6 +221,10 @@ pub fn run(
     progress: &mut dyn FnMut(&Event),
 ) -> Result<RunOutcome, EngineError> {
     let flow = ctx.flow.name();
+    // Before anything is read or written: a second run refuses here, naming the first.
+    let mut lock = super::lock::RunLock::acquire(&ctx.journal, flow, &ctx.peer)?;
+    // From here on SIGTERM and SIGINT stop the current command and end the run, journaled.
+    let _signals = crate::exec::arm_interrupts().map_err(EngineError::Signals)?;
     let (mut journal, resumed) = match Journal::load(&ctx.journal)? {
         // Giveback records into the takeover's journal, which it retires at the end.
         Some(j) if ctx.flow == Flow::Giveback => (j, false),
@@ -227,8 +250,19 @@ pub fn run(
         let _span = info_span!("step", step = %id, flow).entered();
         let t = Instant::now();
         let before = r.journal.state_of(&id);
+        lock.set_step(&id);
+        if let Some(sig) = crate::exec::interrupted() {
+            return Err(r.interrupted(&id, sig, "before the step began")?);
+        }
         r.journal.record(&id, State::Started, "")?;
-        match r.step(step) {
+        let result = r.step(step);
+        // Whatever the step made of its stopped command, the run stops here, journaled.
+        if result.is_err()
+            && let Some(sig) = crate::exec::interrupted()
+        {
+            return Err(r.interrupted(&id, sig, "its command was stopped")?);
+        }
+        match result {
             Ok((mut outcome, detail)) => {
                 if outcome == Outcome::InPlace && before.is_some() {
                     outcome = Outcome::Rechecked;
@@ -306,6 +340,18 @@ impl<E: Into<EngineError>> From<E> for Failure {
 type StepResult = Result<(Outcome, String), Failure>;
 
 impl Run<'_> {
+    /// Journal step `id` as interrupted by `sig`; the error that ends the run.
+    fn interrupted(&mut self, id: &str, sig: i32, what: &str) -> Result<EngineError, EngineError> {
+        let signal = crate::exec::signal_name(sig);
+        self.journal
+            .record(id, State::Interrupted, &format!("{signal}: {what}"))?;
+        Ok(EngineError::Interrupted {
+            step: id.into(),
+            signal,
+            journal: self.ctx.journal.display().to_string(),
+        })
+    }
+
     fn profiles(&mut self) -> Result<&Profiles, EngineError> {
         if self.profiles.is_none() {
             self.profiles = Some(Profiles::load()?);
