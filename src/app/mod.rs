@@ -121,27 +121,21 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     }
     let done = fence::fence_peer(peer, &profiles, timeout)?;
     let json = serde_json::to_value(&done).unwrap_or_default();
-    let how = match done.proof.method() {
-        fence::FenceMethod::PowerOff {
-            bmc,
-            reads,
-            already_off,
-        } => format!(
-            "{} by {bmc}, {reads} consecutive 'off' reads",
-            if *already_off {
-                "was already off, confirmed"
-            } else {
-                "powered off, confirmed"
-            }
-        ),
-        fence::FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
-        fence::FenceMethod::Reservation { luns, victim_key } => {
-            format!("key {victim_key} preempted on {}", luns.join(", "))
-        }
+    let how = done.proof.method().summary();
+    let policy = match &done.restore_policy {
+        fence::RestorePolicyReport {
+            warning: Some(w), ..
+        } => format!("\nWARNING: {w}"),
+        fence::RestorePolicyReport {
+            before: Some(b),
+            after: Some(a),
+            ..
+        } => format!("; power restore policy {a} (was {b})"),
+        _ => String::new(),
     };
     Ok(Report {
         human: format!(
-            "{}: FENCED ({how}) in {:.2}s",
+            "{}: FENCED ({how}) in {:.2}s{policy}",
             peer.name,
             json["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
         ),
