@@ -492,3 +492,76 @@ fn a_bmc_that_refuses_the_restore_policy_gets_a_warning_and_the_fence_still_succ
         output(&out)
     );
 }
+
+/// hamn.toml for mn1 plus a takeover journal of mn2 that fenced mn1 (`step` done).
+fn took_over_from_mn1(mn1: &peer::Peer, step: Option<&str>) -> std::path::PathBuf {
+    let journal = mn1.dir.path().join("takeover.json");
+    let mut text = std::fs::read_to_string(mn1.config_path()).expect("hamn.toml");
+    text.push_str(&format!(
+        "\n[takeover]\njournal = \"{}\"\n",
+        journal.display()
+    ));
+    std::fs::write(mn1.config_path(), text).expect("write hamn.toml");
+    if let Some(step) = step {
+        use hamn::takeover::journal::{Journal, State};
+        let mut j = Journal::new(&journal, "mn1", "san");
+        j.record(step, State::Started, "").expect("journal");
+        j.record(step, State::Done, "fenced").expect("journal");
+    }
+    journal
+}
+
+#[test]
+fn status_raises_an_alarm_and_exits_1_when_a_peer_this_node_fenced_is_powered_on_again() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    took_over_from_mn1(&mn1, Some("fence-storage"));
+    mn1.hamn(&["fence", "mn1"]).assert().success();
+
+    // Fenced and off: no alarm, and the policy is shown.
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("power off, power restore policy always-off, fenced by this node"),
+        "{}",
+        output(&out)
+    );
+    assert!(!stdout.contains("ALARM"), "{}", output(&out));
+
+    // Someone powers mn1 on again (its BMC's restore policy, the button, a PDU).
+    mn1.bmc.power_on();
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ALARM: peer mn1")
+            && stdout.contains("mn1 is running again")
+            && stdout.contains("hamn pr status --all-shared")
+            && stdout.contains("hamn fence mn1"),
+        "{}",
+        output(&out)
+    );
+    let out = mn1.hamn(&["--json", "status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["peer"]["power"], "on", "{v}");
+    assert_eq!(v["peer"]["fenced_by_this_node"], true, "{v}");
+    assert_eq!(v["peer"]["restore_policy"], "always-off", "{v}");
+    assert_eq!(v["alarms"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+#[test]
+fn status_shows_a_running_peer_quietly_when_this_node_never_fenced_it() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    took_over_from_mn1(&mn1, None);
+    let out = mn1.hamn(&["--json", "status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["peer"]["power"], "on", "{v}");
+    assert_eq!(v["peer"]["fenced_by_this_node"], false, "{v}");
+    assert_eq!(v["alarms"], serde_json::json!([]), "{v}");
+}
