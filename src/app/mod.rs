@@ -169,7 +169,12 @@ fn fence_plan(
             peer.bmc.address, peer.bmc.port, peer.bmc.user
         ),
         format!("hardware profile: {profile}"),
-        "read Get Chassis Status; if on, send Chassis Control power down (never power cycle)"
+        "read Get Chassis Status (power state and power restore policy)".into(),
+        "set the power restore policy to always-off (Set Power Restore Policy) and read it \
+         back; a BMC that refuses is a warning, not a failure"
+            .into(),
+        "if on, send Chassis Control power down (never power cycle); after an error or a \
+         timeout, read the power state all the same"
             .into(),
         match &peer.bmc.profile {
             Some(_) => format!(
