@@ -48,6 +48,15 @@ pub struct PowerDown {
     pub restore_policy: RestorePolicyReport,
 }
 
+/// A BMC error without the "node '...':" its Display starts with, for messages that
+/// already name the node.
+fn bmc_detail(e: &crate::bmc::BmcError) -> String {
+    match e {
+        crate::bmc::BmcError::Lan { source, .. } => source.to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// The warning for a restore policy hamn could not make "always-off".
 fn policy_warning(node: &str, bmc: &str, why: &str) -> String {
     format!(
@@ -78,10 +87,20 @@ fn hold_off_after_power_loss(
             warning: Some(policy_warning(
                 node,
                 &describe,
-                &format!(
-                    "the power restore policy stays '{before}': setting it to 'always-off' \
-                     failed ({e})"
-                ),
+                &if before == RestorePolicy::AlwaysOff {
+                    // A BMC without the command may report 00b without having the setting.
+                    format!(
+                        "the BMC reports the power restore policy 'always-off' but refused \
+                         to set it ({}), so hamn cannot make sure of it",
+                        bmc_detail(&e)
+                    )
+                } else {
+                    format!(
+                        "the power restore policy stays '{before}': setting it to \
+                         'always-off' failed ({})",
+                        bmc_detail(&e)
+                    )
+                },
             )),
         },
         Ok(support) => match bmc.chassis_status(limit) {
@@ -118,7 +137,8 @@ fn hold_off_after_power_loss(
                     &describe,
                     &format!(
                         "the power restore policy 'always-off' was accepted but could not be \
-                         read back ({e})"
+                         read back ({})",
+                        bmc_detail(&e)
                     ),
                 )),
             },
@@ -235,7 +255,7 @@ pub fn fence(
             PowerState::On => consecutive = 0,
         }
         if consecutive >= policy.confirm_reads {
-            let bmc_error = down_error.as_ref().map(ToString::to_string);
+            let bmc_error = down_error.as_ref().map(bmc_detail);
             if let Some(e) = &bmc_error {
                 warn!(error = %e, reads = consecutive,
                     "the BMC reported an error for the power down, but the power reads off");
