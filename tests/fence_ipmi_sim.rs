@@ -396,3 +396,172 @@ fn a_bmc_offering_only_cipher_suite_zero_is_refused_and_nothing_is_fenced() {
         );
     }
 }
+
+#[test]
+fn a_bmc_that_cuts_the_power_and_then_answers_with_an_error_is_fenced_and_says_so() {
+    let Some(mn1) = peer::failed_primary(SimOptions {
+        behaviour: ServerBehaviour::CutsPowerThenErrors,
+        ..SimOptions::default()
+    }) else {
+        return;
+    };
+    // The power model really answers the power down with ipmi_sim's error completion.
+    let raw = mn1.bmc.ipmitool(&["chassis", "power", "off"]);
+    assert!(
+        !raw.status.success(),
+        "ipmitool sees the error: {}",
+        output(&raw)
+    );
+    assert!(!mn1.bmc.server_alive(), "and yet the power was cut");
+    mn1.bmc.power_on();
+    assert!(mn1.bmc.server_alive());
+
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mn1: FENCED")
+            && stdout.contains("the BMC reported an error")
+            && stdout.contains("0xff")
+            && stdout.contains("reads off"),
+        "{}",
+        output(&out)
+    );
+    assert!(
+        !mn1.bmc.server_alive(),
+        "reported fenced: the server is gone"
+    );
+
+    mn1.bmc.power_on();
+    let out = mn1
+        .hamn(&["--json", "fence", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["fenced"], true);
+    let method = &v["proof"]["method"];
+    assert_eq!(method["already_off"], false);
+    assert!(
+        method["bmc_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("0xff")),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_bmc_that_refuses_the_restore_policy_gets_a_warning_and_the_fence_still_succeeds() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    // ipmi_sim does not implement Set Power Restore Policy ("invalid command", 0xC1),
+    // and reports the policy bits of Get Chassis Status as 00b (always off).
+    let out = mn1
+        .hamn(&["--json", "fence", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(!mn1.bmc.server_alive());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let policy = &v["restore_policy"];
+    assert_eq!(policy["before"], "always-off", "{v}");
+    assert!(policy["after"].is_null(), "{v}");
+    let warning = policy["warning"].as_str().unwrap_or_default();
+    assert!(
+        warning.contains("node 'mn1'")
+            && warning.contains("0xc1")
+            && warning.contains("Power Restore Policy")
+            && warning.contains("Always Off"),
+        "{v}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("WARN") && stderr.contains("chassis policy always-off"),
+        "a tracing warning too: {}",
+        output(&out)
+    );
+
+    mn1.bmc.power_on();
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mn1: FENCED") && stdout.contains("WARNING: node 'mn1'"),
+        "{}",
+        output(&out)
+    );
+}
+
+/// hamn.toml for mn1 plus a takeover journal of mn2 that fenced mn1 (`step` done).
+fn took_over_from_mn1(mn1: &peer::Peer, step: Option<&str>) -> std::path::PathBuf {
+    let journal = mn1.dir.path().join("takeover.json");
+    let mut text = std::fs::read_to_string(mn1.config_path()).expect("hamn.toml");
+    text.push_str(&format!(
+        "\n[takeover]\njournal = \"{}\"\n",
+        journal.display()
+    ));
+    std::fs::write(mn1.config_path(), text).expect("write hamn.toml");
+    if let Some(step) = step {
+        use hamn::takeover::journal::{Journal, State};
+        let mut j = Journal::new(&journal, "mn1", "san");
+        j.record(step, State::Started, "").expect("journal");
+        j.record(step, State::Done, "fenced").expect("journal");
+    }
+    journal
+}
+
+#[test]
+fn status_raises_an_alarm_and_exits_1_when_a_peer_this_node_fenced_is_powered_on_again() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    took_over_from_mn1(&mn1, Some("fence-storage"));
+    mn1.hamn(&["fence", "mn1"]).assert().success();
+
+    // Fenced and off: no alarm, and the policy is shown.
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("power off, power restore policy always-off, fenced by this node"),
+        "{}",
+        output(&out)
+    );
+    assert!(!stdout.contains("ALARM"), "{}", output(&out));
+
+    // Someone powers mn1 on again (its BMC's restore policy, the button, a PDU).
+    mn1.bmc.power_on();
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ALARM: peer mn1")
+            && stdout.contains("mn1 is running again")
+            && stdout.contains("hamn pr status --all-shared")
+            && stdout.contains("hamn fence mn1"),
+        "{}",
+        output(&out)
+    );
+    let out = mn1.hamn(&["--json", "status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["peer"]["power"], "on", "{v}");
+    assert_eq!(v["peer"]["fenced_by_this_node"], true, "{v}");
+    assert_eq!(v["peer"]["restore_policy"], "always-off", "{v}");
+    assert_eq!(v["alarms"].as_array().map(Vec::len), Some(1), "{v}");
+}
+
+#[test]
+fn status_shows_a_running_peer_quietly_when_this_node_never_fenced_it() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    took_over_from_mn1(&mn1, None);
+    let out = mn1.hamn(&["--json", "status"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["peer"]["power"], "on", "{v}");
+    assert_eq!(v["peer"]["fenced_by_this_node"], false, "{v}");
+    assert_eq!(v["alarms"], serde_json::json!([]), "{v}");
+}

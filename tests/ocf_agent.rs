@@ -55,3 +55,72 @@ fn unknown_and_missing_actions_get_the_ocf_exit_codes() {
     assert_eq!(run(&["promote"]), Some(3), "OCF_ERR_UNIMPLEMENTED");
     assert_eq!(run(&[]), Some(2), "OCF_ERR_ARGS");
 }
+
+/// Runs the agent's monitor against a stand-in `hamn` whose `status --json` prints
+/// `status` and exits `rc`; returns the agent's exit code and stderr.
+fn monitor_with(status: &str, rc: i32, ocf_minor: Option<&str>) -> (Option<i32>, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let fake = dir.path().join("hamn");
+    std::fs::write(dir.path().join("status.json"), status).expect("write");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\ncase \"$*\" in *status*) cat '{}'; exit {rc} ;; esac\nexit 1\n",
+            dir.path().join("status.json").display()
+        ),
+    )
+    .expect("write");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut cmd = Command::new("sh");
+    cmd.arg(agent())
+        .arg("monitor")
+        .env("OCF_RESKEY_hamn", &fake)
+        .env_remove("OCF_RA_VERSION_MAJOR")
+        .env_remove("OCF_RA_VERSION_MINOR");
+    if let Some(m) = ocf_minor {
+        cmd.env("OCF_RA_VERSION_MAJOR", "1")
+            .env("OCF_RA_VERSION_MINOR", m);
+    }
+    let out = cmd.output().expect("sh");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const RUNNING: &str = r#"{"luns":[{"lun":"a","held_by":"this node"}],"mounts":[{"mounted":true}],"journal":{"complete":true}"#;
+
+#[test]
+fn a_returning_peer_is_an_alarm_of_the_monitor_that_does_not_stop_the_resource() {
+    let alarm =
+        "ALARM: peer mn1 was fenced by this node's takeover, but its power reads 'on' again";
+    let with_alarm = format!("{RUNNING},\"alarms\":[\"{alarm}\"]}}");
+    // Pacemaker 2.1+ (OCF 1.1): running but degraded, no recovery.
+    let (code, stderr) = monitor_with(&with_alarm, 1, Some("1"));
+    assert_eq!(code, Some(190), "OCF_DEGRADED: {stderr}");
+    assert!(stderr.contains(alarm), "{stderr}");
+    // Older Pacemaker: running, the alarm in the log.
+    let (code, stderr) = monitor_with(&with_alarm, 1, None);
+    assert_eq!(code, Some(0), "OCF_SUCCESS: {stderr}");
+    assert!(stderr.contains(alarm), "{stderr}");
+    let (code, _) = monitor_with(&with_alarm, 1, Some("0"));
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn the_monitor_without_an_alarm_is_unchanged() {
+    let quiet = format!("{RUNNING},\"alarms\":[]}}");
+    assert_eq!(monitor_with(&quiet, 0, Some("1")).0, Some(0), "running");
+    assert_eq!(
+        monitor_with(&quiet, 1, Some("1")).0,
+        Some(1),
+        "status failed without an alarm: OCF_ERR_GENERIC"
+    );
+    let stopped = r#"{"luns":[{"lun":"a","held_by":"the peer"}],"mounts":[{"mounted":false}],"journal":null,"alarms":[]}"#;
+    assert_eq!(
+        monitor_with(stopped, 0, Some("1")).0,
+        Some(7),
+        "OCF_NOT_RUNNING"
+    );
+}

@@ -123,30 +123,21 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     }
     let done = fence::fence_peer(peer, &profiles, timeout)?;
     let json = serde_json::to_value(&done).unwrap_or_default();
-    let how = match done.proof.method() {
-        fence::FenceMethod::PowerOff {
-            bmc,
-            reads,
-            already_off,
-        } => format!(
-            "{} by {bmc}, {reads} consecutive 'off' reads",
-            if *already_off {
-                "was already off, confirmed"
-            } else {
-                "powered off, confirmed"
-            }
-        ),
-        fence::FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
-        fence::FenceMethod::Released { luns, victim_key } => {
-            format!("key {victim_key} given back cleanly on {}", luns.join(", "))
-        }
-        fence::FenceMethod::Reservation { luns, victim_key } => {
-            format!("key {victim_key} preempted on {}", luns.join(", "))
-        }
+    let how = done.proof.method().summary();
+    let policy = match &done.restore_policy {
+        fence::RestorePolicyReport {
+            warning: Some(w), ..
+        } => format!("\nWARNING: {w}"),
+        fence::RestorePolicyReport {
+            before: Some(b),
+            after: Some(a),
+            ..
+        } => format!("; power restore policy {a} (was {b})"),
+        _ => String::new(),
     };
     Ok(Report {
         human: format!(
-            "{}: FENCED ({how}) in {:.2}s",
+            "{}: FENCED ({how}) in {:.2}s{policy}",
             peer.name,
             json["elapsed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0
         ),
@@ -180,7 +171,12 @@ fn fence_plan(
             peer.bmc.address, peer.bmc.port, peer.bmc.user
         ),
         format!("hardware profile: {profile}"),
-        "read Get Chassis Status; if on, send Chassis Control power down (never power cycle)"
+        "read Get Chassis Status (power state and power restore policy)".into(),
+        "set the power restore policy to always-off (Set Power Restore Policy) and read it \
+         back; a BMC that refuses is a warning, not a failure"
+            .into(),
+        "if on, send Chassis Control power down (never power cycle); after an error or a \
+         timeout, read the power state all the same"
             .into(),
         match &peer.bmc.profile {
             Some(_) => format!(

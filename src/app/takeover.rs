@@ -241,9 +241,17 @@ pub fn status_cmd(cli: &Cli, args: &StatusArgs) -> Result<Report, CommandError> 
         .as_ref()
         .and_then(|c| flows::san::peer(c, args.peer.as_deref()).ok());
     let status = crate::takeover::status::collect(cfg.as_ref(), peer, !args.no_bmc);
+    for a in &status.alarms {
+        tracing::error!("{a}");
+    }
     Ok(Report {
         human: crate::takeover::status::render(&status),
         json: serde_json::to_value(&status).unwrap_or_default(),
-        exit: EXIT_OK,
+        // A fenced peer running again needs the admin: never a quiet 0.
+        exit: if status.alarms.is_empty() {
+            EXIT_OK
+        } else {
+            EXIT_FAILED
+        },
     })
 }

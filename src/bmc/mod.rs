@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info_span};
 
-pub use chassis::{ChassisAction, PowerState};
-use chassis::{ChassisControl, GetChassisStatus};
+pub use chassis::{ChassisAction, ChassisStatus, PolicySupport, PowerState, RestorePolicy};
+use chassis::{ChassisControl, GetChassisStatus, SetPowerRestorePolicy};
 use crypto::CipherSuite;
 use lanplus::{Backoff, LanError, Session, Target};
 
@@ -39,8 +39,18 @@ pub enum BmcError {
 
 /// What fencing needs from a BMC.
 pub trait PowerControl {
-    fn power_state(&mut self, deadline: Instant) -> Result<PowerState, BmcError>;
+    /// Get Chassis Status: the power state and the power restore policy.
+    fn chassis_status(&mut self, deadline: Instant) -> Result<ChassisStatus, BmcError>;
+    fn power_state(&mut self, deadline: Instant) -> Result<PowerState, BmcError> {
+        self.chassis_status(deadline).map(|s| s.power)
+    }
     fn chassis(&mut self, action: ChassisAction, deadline: Instant) -> Result<(), BmcError>;
+    /// Set Power Restore Policy; the answer is which policies the chassis supports.
+    fn set_restore_policy(
+        &mut self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> Result<PolicySupport, BmcError>;
     /// "BMC 10.0.0.1:623 (dell-idrac, cipher suite 17)", for messages.
     fn describe(&self) -> String;
 }
@@ -185,9 +195,23 @@ impl IpmiBmc {
 }
 
 impl PowerControl for IpmiBmc {
-    fn power_state(&mut self, deadline: Instant) -> Result<PowerState, BmcError> {
+    fn chassis_status(&mut self, deadline: Instant) -> Result<ChassisStatus, BmcError> {
         self.session
             .execute(GetChassisStatus, "Get Chassis Status", deadline)
+            .map_err(|e| self.lan(e))
+    }
+
+    fn set_restore_policy(
+        &mut self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> Result<PolicySupport, BmcError> {
+        self.session
+            .execute(
+                SetPowerRestorePolicy(Some(policy)),
+                "Set Power Restore Policy",
+                deadline,
+            )
             .map_err(|e| self.lan(e))
     }
 

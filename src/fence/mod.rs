@@ -16,7 +16,10 @@ use crate::config::{FencingKind, Peer};
 use crate::profiles::ProfileError;
 use crate::scsi::reserve::PrError;
 
-pub use power::{ConfirmPolicy, PowerFenced, fence, fence_peer, profile_before_contact};
+pub use power::{
+    ConfirmPolicy, PowerDown, PowerFenced, RestorePolicyReport, fence, fence_peer,
+    profile_before_contact,
+};
 pub use proof::{FenceMethod, Fenced, ProofError};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,18 @@ pub enum FenceError {
          what before retrying; do not touch its storage"
     )]
     PoweredBackOn { node: String, bmc: String },
+    #[error(
+        "node '{node}' is NOT fenced: {bmc} answered the power down with an error ({source}), \
+         and the power {seen}. The server may still be running: check it with `hamn power \
+         status {node}`, the BMC's event log, or at the machine itself. Do not touch its \
+         storage"
+    )]
+    PowerDownError {
+        node: String,
+        bmc: String,
+        source: BmcError,
+        seen: String,
+    },
     #[error(
         "node '{node}' is NOT fenced at the storage: {detail}. Do not touch its storage; \
          see `hamn pr status --all-shared`"

@@ -17,6 +17,10 @@ pub enum FenceMethod {
         bmc: String,
         reads: u32,
         already_off: bool,
+        /// The error the BMC answered the power down with, when it did: the power was
+        /// read afterwards and reads off all the same.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        bmc_error: Option<String>,
     },
     /// The admin stated that the peer is physically off or disconnected.
     AdminOverride { statement: String },
@@ -33,6 +37,38 @@ pub enum FenceMethod {
         luns: Vec<String>,
         victim_key: String,
     },
+}
+
+impl FenceMethod {
+    /// How fencing was confirmed, in one phrase for messages: "powered off, confirmed by
+    /// BMC ..., 2 consecutive 'off' reads".
+    pub fn summary(&self) -> String {
+        match self {
+            FenceMethod::PowerOff {
+                bmc,
+                reads,
+                already_off,
+                bmc_error,
+            } => {
+                let how = match (already_off, bmc_error) {
+                    (true, _) => "was already off, confirmed".to_string(),
+                    (false, None) => "powered off, confirmed".to_string(),
+                    (false, Some(e)) => format!(
+                        "the BMC reported an error for the power down ({e}), but the power \
+                         reads off, confirmed"
+                    ),
+                };
+                format!("{how} by {bmc}, {reads} consecutive 'off' reads")
+            }
+            FenceMethod::AdminOverride { statement } => format!("admin override: {statement}"),
+            FenceMethod::Reservation { luns, victim_key } => {
+                format!("key {victim_key} preempted on {}", luns.join(", "))
+            }
+            FenceMethod::Released { luns, victim_key } => {
+                format!("key {victim_key} given back cleanly on {}", luns.join(", "))
+            }
+        }
+    }
 }
 
 /// Proof that a peer was fenced. No public constructor: see the module documentation.

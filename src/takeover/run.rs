@@ -517,8 +517,9 @@ impl Run<'_> {
                 let p = self.peer_cfg(step)?.clone();
                 let done =
                     fence::fence_peer(&p, self.profiles()?, None).map_err(EngineError::Fence)?;
+                let detail = format!("{peer}: {}", done.proof.method().summary());
                 self.proofs.push(done.proof);
-                Ok((Outcome::Done, format!("{peer} is off, confirmed")))
+                Ok((Outcome::Done, detail))
             }
             // The step names whom the admin vouches for; the gate compares that with the
             // node this run takes over from.

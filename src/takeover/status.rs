@@ -25,6 +25,9 @@ pub struct Status {
     pub journal: Option<JournalSummary>,
     /// What could not be read.
     pub unknown: Vec<String>,
+    /// What needs the admin now: a peer this node took over from whose power is on
+    /// again. `hamn status` exits 1 when there is one.
+    pub alarms: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -33,6 +36,11 @@ pub struct PeerPower {
     pub key: String,
     /// "on", "off", or why it is unknown.
     pub power: String,
+    /// The peer's power restore policy ("always-off", "previous", "always-on",
+    /// "unknown"), when the BMC was read.
+    pub restore_policy: Option<String>,
+    /// This node's takeover journal shows a fencing step done against this peer.
+    pub fenced_by_this_node: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,20 +85,25 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
         |c| reserve::key_text(Key(c.own_key())),
     );
     let mut unknown = Vec::new();
-    let peer_power = peer.map(|p| PeerPower {
-        name: p.name.clone(),
-        key: reserve::key_text(Key(p.pr_key())),
-        power: if contact_bmc {
+    let peer_power = peer.map(|p| {
+        let (power, restore_policy) = if contact_bmc {
             match crate::profiles::Profiles::load() {
-                Ok(profiles) => match crate::fence::power::read_power(p, &profiles) {
-                    Ok(s) => s.to_string(),
-                    Err(e) => format!("unknown: {e}"),
+                Ok(profiles) => match crate::fence::power::read_chassis(p, &profiles) {
+                    Ok(s) => (s.power.to_string(), Some(s.restore_policy.to_string())),
+                    Err(e) => (format!("unknown: {e}"), None),
                 },
-                Err(e) => format!("unknown: {e}"),
+                Err(e) => (format!("unknown: {e}"), None),
             }
         } else {
-            "not asked (--no-bmc)".into()
-        },
+            ("not asked (--no-bmc)".into(), None)
+        };
+        PeerPower {
+            name: p.name.clone(),
+            key: reserve::key_text(Key(p.pr_key())),
+            power,
+            restore_policy,
+            fenced_by_this_node: false,
+        }
     });
     let mut luns = Vec::new();
     let mut arrays = Vec::new();
@@ -213,6 +226,14 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
     } else {
         planned.iter().map(|(m, d)| mount_state(m, d)).collect()
     };
+    let mut peer_power = peer_power;
+    let mut alarms = Vec::new();
+    if let (Some(p), Ok(Some(j))) = (peer_power.as_mut(), &loaded) {
+        p.fenced_by_this_node = took_over_from(j, &p.name);
+        if let Some(a) = power_back_alarm(p, &jpath) {
+            alarms.push(a);
+        }
+    }
     let journal = match loaded {
         Ok(Some(j)) => {
             let mut steps: Vec<(String, String)> = Vec::new();
@@ -248,15 +269,55 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
         services,
         journal,
         unknown,
+        alarms,
     }
+}
+
+/// The journal's fencing steps: one of them done against `peer` means this node took
+/// over from it (a giveback retires the journal).
+const FENCE_STEPS: [&str; 3] = ["fence-power", "fence-storage", "fence-override"];
+
+fn took_over_from(j: &Journal, peer: &str) -> bool {
+    j.peer == peer
+        && FENCE_STEPS
+            .iter()
+            .any(|s| j.state_of(s) == Some(super::journal::State::Done))
+}
+
+/// A peer this node fenced and took over from whose power reads "on" again: it is
+/// running, and must not get its storage back.
+fn power_back_alarm(p: &PeerPower, journal: &std::path::Path) -> Option<String> {
+    (p.fenced_by_this_node && p.power == "on").then(|| {
+        format!(
+            "ALARM: peer {peer} was fenced by this node's takeover (journal {}), but its \
+             power reads 'on' again: {peer} is running again (power restore policy {}, \
+             someone at its power button or PDU, or its BMC). It must not get its storage \
+             back: check with `hamn pr status --all-shared` that its key is absent on \
+             every path, and power it off with `hamn fence {peer}`",
+            journal.display(),
+            p.restore_policy.as_deref().unwrap_or("unknown"),
+            peer = p.name,
+        )
+    })
 }
 
 pub fn render(s: &Status) -> String {
     let mut out = vec![format!("node {} (key {})", s.node, s.own_key)];
     if let Some(p) = &s.peer {
         out.push(format!(
-            "peer {} (key {}): power {}",
-            p.name, p.key, p.power
+            "peer {} (key {}): power {}{}{}",
+            p.name,
+            p.key,
+            p.power,
+            p.restore_policy
+                .as_deref()
+                .map(|r| format!(", power restore policy {r}"))
+                .unwrap_or_default(),
+            if p.fenced_by_this_node {
+                ", fenced by this node's takeover"
+            } else {
+                ""
+            }
         ));
     }
     for l in &s.luns {
@@ -318,6 +379,7 @@ pub fn render(s: &Status) -> String {
     for u in &s.unknown {
         out.push(format!("unknown: {u}"));
     }
+    out.extend(s.alarms.iter().cloned());
     out.join("\n")
 }
 
@@ -360,4 +422,84 @@ fn array_mounted(uuid: &str, mountpoint: &std::path::Path) -> bool {
                 mountpoint,
             )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::takeover::journal::State;
+
+    fn peer(power: &str, fenced: bool) -> PeerPower {
+        PeerPower {
+            name: "mn1".into(),
+            key: "0x1".into(),
+            power: power.into(),
+            restore_policy: Some("always-on".into()),
+            fenced_by_this_node: fenced,
+        }
+    }
+
+    #[test]
+    fn a_done_fencing_step_against_the_peer_means_this_node_took_over_from_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("takeover.json");
+        let mut j = Journal::new(&path, "mn1", "san");
+        j.record("fence-storage", State::Started, "").expect("w");
+        assert!(!took_over_from(&j, "mn1"), "started is not done");
+        j.record("fence-storage", State::Done, "").expect("w");
+        assert!(took_over_from(&j, "mn1"));
+        assert!(!took_over_from(&j, "mn3"), "another peer");
+        for step in ["fence-power", "fence-override"] {
+            let mut j = Journal::new(&path, "mn1", "san");
+            j.record(step, State::Done, "").expect("w");
+            assert!(took_over_from(&j, "mn1"), "{step}");
+        }
+        let mut j = Journal::new(&path, "mn1", "san");
+        j.record("check /install", State::Done, "").expect("w");
+        assert!(!took_over_from(&j, "mn1"), "no fencing step");
+    }
+
+    #[test]
+    fn a_fenced_peer_whose_power_is_on_again_is_an_alarm_saying_what_to_do() {
+        let j = std::path::Path::new("/var/lib/hamn/takeover.json");
+        let a = power_back_alarm(&peer("on", true), j).expect("alarm");
+        assert!(
+            a.starts_with("ALARM")
+                && a.contains("mn1 is running again")
+                && a.contains("must not get its storage back")
+                && a.contains("hamn pr status --all-shared")
+                && a.contains("hamn fence mn1")
+                && a.contains("always-on"),
+            "{a}"
+        );
+        assert!(power_back_alarm(&peer("off", true), j).is_none());
+        assert!(
+            power_back_alarm(&peer("on", false), j).is_none(),
+            "not fenced by us"
+        );
+        assert!(power_back_alarm(&peer("unknown: timeout", true), j).is_none());
+    }
+
+    #[test]
+    fn the_alarm_and_the_restore_policy_are_rendered() {
+        let s = Status {
+            node: "mn2".into(),
+            own_key: "0x2".into(),
+            peer: Some(peer("on", true)),
+            luns: Vec::new(),
+            arrays: Vec::new(),
+            mounts: Vec::new(),
+            service_ip: None,
+            services: Vec::new(),
+            journal: None,
+            unknown: Vec::new(),
+            alarms: vec!["ALARM: x".into()],
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("power on, power restore policy always-on, fenced by this node"),
+            "{text}"
+        );
+        assert!(text.ends_with("ALARM: x"), "{text}");
+    }
 }

@@ -13,7 +13,10 @@
 # only starts if it could record itself, so a harness that removed STATE_DIR
 # while a request was in flight does not leak it.
 # STATE_DIR/behaviour may contain "ignore-power-off": the BMC then acknowledges
-# power off and reset but leaves the server running (a broken BMC).
+# power off and reset but leaves the server running (a broken BMC); or
+# "power-off-then-error": power off kills the server and then this script exits
+# non-zero, which ipmi_sim answers with completion code 0xFF (unspecified error):
+# the BMC that cut the power and still reported an error (seen in the lab).
 
 set -u
 
@@ -83,7 +86,12 @@ case "$*" in
     "get power")
         if server_alive; then echo "power:1"; else echo "power:0"; fi ;;
     "set power 1") start_server ;;
-    "set power 0") stop_server ;;
+    "set power 0")
+        stop_server || exit 1
+        if [ -r "$dir/behaviour" ] && grep -qx 'power-off-then-error' "$dir/behaviour"; then
+            echo "chassis_control: power is off, reporting an error anyway" >&2
+            exit 1
+        fi ;;
     "set reset 1")
         if [ -r "$dir/behaviour" ] && grep -qx 'ignore-power-off' "$dir/behaviour"; then
             exit 0

@@ -78,6 +78,9 @@ pub enum ServerBehaviour {
     /// The BMC acknowledges power off (and reset) but the server keeps
     /// running and the power status stays on.
     IgnoresPowerOff,
+    /// Power off kills the server, and then the BMC answers the Chassis Control with
+    /// an error (completion code 0xFF: ipmi_sim's answer when chassis_control fails).
+    CutsPowerThenErrors,
 }
 
 pub struct SimBmc {
@@ -261,6 +264,7 @@ impl SimBmc {
         let text = match behaviour {
             ServerBehaviour::Normal => "normal\n",
             ServerBehaviour::IgnoresPowerOff => "ignore-power-off\n",
+            ServerBehaviour::CutsPowerThenErrors => "power-off-then-error\n",
         };
         let path = self.dir.join("state").join("behaviour");
         write(&path, text).unwrap_or_else(|e| panic!("{e}"));
