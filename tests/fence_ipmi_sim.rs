@@ -565,3 +565,51 @@ fn status_shows_a_running_peer_quietly_when_this_node_never_fenced_it() {
     assert_eq!(v["peer"]["fenced_by_this_node"], false, "{v}");
     assert_eq!(v["alarms"], serde_json::json!([]), "{v}");
 }
+
+/// The whole takeover, not only `hamn fence`: the BMC cuts mn1's power and answers the
+/// power down with an error. The takeover reads the power, finds it off, goes on to its
+/// services and completes, and its report says what the BMC did.
+#[test]
+fn a_takeover_whose_power_down_is_answered_with_an_error_completes_when_the_power_reads_off() {
+    let Some(mn1) = peer::failed_primary(SimOptions {
+        behaviour: ServerBehaviour::CutsPowerThenErrors,
+        ..SimOptions::default()
+    }) else {
+        return;
+    };
+    let started = mn1.dir.path().join("xcatd.started");
+    let mut text = std::fs::read_to_string(mn1.config_path()).expect("hamn.toml");
+    text.push_str(&format!(
+        "\n[takeover]\npeer = \"mn1\"\njournal = \"{}\"\n\n\
+         [[takeover.service]]\nname = \"xcatd\"\nstart = [\"touch\", \"{}\"]\n\n\
+         [peers.mn1]\nfencing = [\"power\"]\n",
+        mn1.dir.path().join("takeover.json").display(),
+        started.display()
+    ));
+    std::fs::write(mn1.config_path(), text).expect("write hamn.toml");
+    assert!(mn1.bmc.server_alive(), "mn1 runs before the takeover");
+
+    let out = mn1.hamn(&["takeover"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    // The step's line in the progress report (stderr).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.lines().any(|l| l.contains("fence-power")
+            && l.contains("done")
+            && l.contains("the BMC reported an error")
+            && l.contains("reads off")),
+        "{}",
+        output(&out)
+    );
+    assert!(!mn1.bmc.server_alive(), "mn1's power is cut");
+    assert!(
+        started.exists(),
+        "the service was started: {}",
+        output(&out)
+    );
+    let journal: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(mn1.dir.path().join("takeover.json")).expect("journal"),
+    )
+    .expect("journal JSON");
+    assert_eq!(journal["complete"], true, "{journal:#}");
+}
