@@ -344,6 +344,9 @@ pub struct Ran {
     pub command: String,
     pub status: ExitStatus,
     pub stdout: String,
+    /// stdout as the command wrote it (`stdout` replaces bytes that are not UTF-8): for
+    /// output that is data, such as a password_script's password.
+    pub stdout_bytes: Vec<u8>,
     pub stderr: String,
     pub seconds: f64,
 }
@@ -499,10 +502,12 @@ impl Command {
         };
         let seconds = started.elapsed().as_secs_f64();
         info!(command = %command, exit = status.code(), seconds, "ran");
+        let stdout_bytes = read_back_bytes(&mut out, window);
         Ok(Ran {
             command,
             status,
-            stdout: read_back(&mut out, window),
+            stdout: String::from_utf8_lossy(&stdout_bytes).into_owned(),
+            stdout_bytes,
             stderr: read_back(&mut err, window),
             seconds,
         })
@@ -679,13 +684,17 @@ fn capture_file() -> Result<File, ExecError> {
 }
 
 fn read_back(file: &mut File, window: Option<u64>) -> String {
+    String::from_utf8_lossy(&read_back_bytes(file, window)).into_owned()
+}
+
+fn read_back_bytes(file: &mut File, window: Option<u64>) -> Vec<u8> {
     let len = file.seek(SeekFrom::End(0)).unwrap_or(0);
     let from = window.map_or(0, |w| len.saturating_sub(w));
     let mut bytes = Vec::new();
     if file.seek(SeekFrom::Start(from)).is_ok() {
         let _ = file.read_to_end(&mut bytes);
     }
-    String::from_utf8_lossy(&bytes).into_owned()
+    bytes
 }
 
 #[cfg(test)]

@@ -542,8 +542,19 @@ fn run_password_script(script: &str) -> Result<Secret, AgentError> {
     if !ran.success() {
         return Err(fail(crate::exec::describe_status(ran.status)));
     }
-    let first = ran.stdout.split('\n').next().unwrap_or_default();
-    Ok(Secret::from_file_contents(first.as_bytes().to_vec()))
+    // The bytes as printed: a password need not be UTF-8, and a lossy conversion would
+    // send the BMC a different one.
+    let mut ran = ran;
+    let first = ran
+        .stdout_bytes
+        .split(|b| *b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
+    // The copies in the run's output go the way of every other copy of a password.
+    zeroize::Zeroize::zeroize(&mut ran.stdout_bytes);
+    zeroize::Zeroize::zeroize(&mut ran.stdout);
+    Ok(Secret::from_file_contents(first))
 }
 
 fn report(human: impl Into<String>, exit: u8, json: serde_json::Value) -> Report {
@@ -779,6 +790,15 @@ pub fn metadata() -> String {
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn password_script_output_is_the_password_byte_for_byte() {
+        // Latin-1 and CR/LF: the bytes printed, up to the first newline, without the CR.
+        let s = run_password_script(r"printf 'caf\351 pw\r\nsecond line\n'").expect("runs");
+        assert_eq!(s.expose(), b"caf\xe9 pw");
+        let e = run_password_script("echo oops >&2; exit 3").expect_err("fails");
+        assert!(e.to_string().contains("status 3"), "{e}");
+    }
 
     #[test]
     fn every_agent_option_in_clap_is_in_the_parameter_table_and_back() {
