@@ -127,6 +127,31 @@ for step in fence-storage "check /install" "mount /install" "service-ip 192.168.
     grep -c " /install ext4 rw" /proc/mounts > /out/resume-$n-mounted.txt
     tail -1 /install/synced > /out/resume-$n-line.txt 2>&1
 done
+# SIGTERM (Pacemaker's answer to an operation timeout) while the filesystem is checked.
+# The check takes its time: e2fsck on PATH is a wrapper that waits, then runs the real one.
+hamn giveback > /out/giveback-term.txt 2>&1; echo $? > /out/giveback-term.rc
+hamn pr unfence --all-shared > /dev/null 2>&1
+mkdir -p /tmp/slow
+printf '#!/bin/sh\nsleep 60\nexec %s "$@"\n' "$(command -v e2fsck)" > /tmp/slow/e2fsck
+chmod +x /tmp/slow/e2fsck
+# PIDs whose command line matches the regex $1 (the image's busybox has no pgrep). Write
+# the regex so that it does not match itself: "/tmp/slo[w]/".
+running() {
+    for d in /proc/[0-9]*; do
+        tr '\0' ' ' < $d/cmdline 2>/dev/null | grep -q -- "$1" && echo "${d#/proc/} $1"
+    done
+}
+PATH=/tmp/slow:$PATH hamn takeover > /out/term.txt 2>&1 &
+pid=$!
+while [ -d /proc/$pid ] && [ -z "$(running '/tmp/slo[w]/e2fsck')" ]; do sleep 0.05; done
+kill -TERM $pid
+wait $pid; echo $? > /out/term.rc
+{ running '/tmp/slo[w]/e2fsck'; running '^e2fsc[k] '; running '^slee[p] 60'; } > /out/term-left.txt
+cp /var/lib/hamn/takeover.json /out/term-journal.json
+hamn takeover > /out/term-resume.txt 2>&1; echo $? > /out/term-resume.rc
+grep -c " /install ext4 rw" /proc/mounts > /out/term-resume-mounted.txt
+for f in database xcatd; do [ -e /run/$f.up ] && echo "$f up"; done > /out/term-services.txt
+ip -4 addr show dev eth0 > /out/term-ip.txt
 hamn status --no-bmc > /out/status.txt 2>&1
 # Hand back: the other node takes over next.
 hamn giveback > /out/final-giveback.txt 2>&1; echo $? > /out/final-giveback.rc
@@ -166,8 +191,8 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
     let mn1 = run_guest(&node("mn1", "mn2", &lun, MN1_PRIMARY, true));
     mn1.assert_ok();
     let mut standby = node("mn2", "mn1", &lun, MN2_STANDBY, true);
-    // Six takeovers and five givebacks under TCG: about 2 min.
-    standby.timeout = std::time::Duration::from_secs(400);
+    // Eight takeovers and six givebacks under TCG: about 2.5 min.
+    standby.timeout = std::time::Duration::from_secs(480);
     let mn2 = run_guest(&standby);
     mn2.assert_ok();
 
@@ -269,6 +294,42 @@ fn the_standby_takes_over_a_shared_lun_from_a_dead_primary() {
             "services up after rerun #{n}:\n{resume}"
         );
     }
+    // SIGTERM during the check: the check's processes are gone, the journal says
+    // interrupted, and the rerun ends where an uninterrupted takeover does.
+    assert_eq!(
+        rc(&mn2, "giveback-term.rc"),
+        0,
+        "{}",
+        mn2.out("giveback-term.txt")
+    );
+    let term = mn2.out("term.txt");
+    assert_eq!(rc(&mn2, "term.rc"), 1, "{term}");
+    assert!(
+        term.contains("interrupted by SIGTERM during step 'check /install'"),
+        "{term}"
+    );
+    assert_eq!(
+        mn2.out("term-left.txt"),
+        "",
+        "left running after SIGTERM:\n{term}"
+    );
+    let journal: serde_json::Value =
+        serde_json::from_str(&mn2.out("term-journal.json")).expect("journal JSON");
+    let check_state = journal["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .rev()
+        .find(|e| e["step"] == "check /install")
+        .and_then(|e| e["state"].as_str());
+    assert_eq!(check_state, Some("interrupted"), "{journal:#}");
+    let resume = mn2.out("term-resume.txt");
+    assert_eq!(rc(&mn2, "term-resume.rc"), 0, "{resume}");
+    assert!(resume.contains("continuing an earlier run"), "{resume}");
+    assert_eq!(mn2.out("term-resume-mounted.txt").trim(), "1", "{resume}");
+    assert_eq!(mn2.out("term-services.txt"), services, "{resume}");
+    assert!(mn2.out("term-ip.txt").contains("192.168.60.10/24"));
+
     let status = mn2.out("status.txt");
     assert!(status.contains("held by this node"), "{status}");
     assert!(status.contains("/install: mounted"), "{status}");
@@ -653,23 +714,30 @@ fn a_planned_switchover_after_a_clean_giveback_does_not_power_the_old_owner_off(
     );
 }
 
-/// mn1 holds the LUN, is taken over from, and "comes back": it runs its boot sequence
-/// (`hamn pr unfence --all-shared`) while mn2 holds the LUN. Then, once mn2 has given the
-/// LUN back, the admin lets mn1 rejoin.
-const MN1_RETURNS: &str = r#"
-set -e
-hamn pr reserve $map > /dev/null 2>&1
-mkfs.ext4 -q -L xcatinstall /dev/$map
-mkdir -p /install && mount /dev/$map /install
-i=0
-while [ $i -lt 10 ]; do echo "line $i" >> /install/synced; i=$((i + 1)); done
-sync
-umount /install
+/// mn1 keeps hamn's state on its own disk, as a real node does (/var/lib/hamn). Its first
+/// life: the primary, holding the LUN and writing /install. Powered on again through its
+/// BMC after mn2 took over, the same boot finds that state and runs the boot sequence
+/// (`hamn pr unfence --all-shared`) while mn2 holds the LUN, tries to write, and, once mn2
+/// has given the LUN back, the admin lets it rejoin.
+const MN1_POWERED_ON_AGAIN: &str = r#"
+state=$(lsblk -dno NAME,SERIAL | awk '$2=="MN1STATE" {print "/dev/"$1}')
+mkdir -p /var/lib/hamn
+mount -t ext4 $state /var/lib/hamn 2>/dev/null || { mkfs.ext4 -q $state && mount -t ext4 $state /var/lib/hamn; }
+if [ ! -e /var/lib/hamn/first-life ]; then
+    set -e
+    touch /var/lib/hamn/first-life
+    hamn pr reserve $map > /dev/null 2>&1
+    mkfs.ext4 -q -L xcatinstall /dev/$map
+    mkdir -p /install && mount /dev/$map /install
+    i=0
+    while [ $i -lt 10 ]; do echo "line $i" >> /install/synced; i=$((i + 1)); done
+    sync
+    echo "MN1-READY"
+    # Until its BMC powers it off.
+    while true; do sleep 1; done
+fi
 set +e
-own=$(hamn --json pr status $map | grep -o '"own_key":"0x[0-9a-f]*"' | cut -d'"' -f4)
-echo "MN1-READY"
-# Taken over: another key holds the LUN, mn1's key is gone.
-while ! hamn --json pr status $map 2>/dev/null | grep -o '"holder":"0x[0-9a-f]*"' | grep -qv "$own"; do sleep 0.3; done
+echo "MN1-BOOTED-AGAIN"
 sg_persist --in -k /dev/$map > /out/keys-before.txt 2>&1
 hamn pr unfence --all-shared > /out/boot-unfence.txt 2>&1; echo $? > /out/boot-unfence.rc
 sg_persist --in -k /dev/$map > /out/keys-after.txt 2>&1
@@ -692,35 +760,90 @@ hamn --json pr status $map > /out/keys-rejoined.json
 exit 0
 "#;
 
-/// mn2 registers for the first time while mn1 holds the LUN, takes over, serves a while
-/// (tgtd drops a reservation whose holder logs out, so mn2 stays up while mn1 comes
-/// back), then gives the LUN back.
-const MN2_TAKES_OVER: &str = r#"
+/// mn2 registers for the first time while mn1 holds the LUN, takes over (powering mn1
+/// off through its BMC), and serves until the host says mn1 has tried to come back; then
+/// it reports what `hamn status` says about mn1 and gives the LUN back.
+const MN2_SERVES_WHILE_MN1_RETURNS: &str = r#"
 set +e
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+export HAMN_BMC_PW=hamn-test-pw
 hamn pr unfence --all-shared > /out/unfence.txt 2>&1; echo $? > /out/unfence.rc
 udevadm trigger --action=change --subsystem-match=block && udevadm settle
 hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
-tail -1 /install/synced > /out/last-line.txt 2>&1
-sleep 20
+md5sum < /install/synced > /out/synced-before.md5
+echo "MN2-TOOK-OVER"
+while [ ! -e /out/mn1-tried ]; do sleep 0.3; done
+md5sum < /install/synced > /out/synced-after.md5
+hamn status > /out/status.txt 2>&1; echo $? > /out/status.rc
 hamn giveback > /out/giveback.txt 2>&1; echo $? > /out/giveback.rc
 exit 0
 "#;
 
-/// The returning primary does not get write access back on its own; a first-time
-/// standby (mn2, registering while mn1 holds the LUN) still registers.
+/// The returning primary does not get write access back on its own: mn2 takes over and
+/// powers mn1 off through its BMC; mn1 is powered on again through the same BMC (ipmi_sim
+/// starts its QEMU again) and its boot registration is refused. A first-time standby
+/// (mn2, registering while mn1 holds the LUN) still registers.
 #[test]
-fn a_fenced_primary_that_comes_back_does_not_register_on_its_own() {
-    if !support::lab::require_lab() {
+fn a_fenced_primary_powered_on_again_does_not_register_on_its_own() {
+    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
         return;
     }
     let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
         return;
     };
     let lun = san.add_lun(&LunSpec::new(6));
-    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_RETURNS, false));
+    let Some(bmc) = support::sim::SimBmc::start(support::sim::SimOptions {
+        initially_on: false,
+        ..Default::default()
+    })
+    .unwrap_or_else(|e| panic!("ipmi_sim: {e}")) else {
+        return;
+    };
+    let disk_dir = tempfile::tempdir().expect("tmp");
+    let state = disk_dir.path().join("mn1-state.img");
+    support::lab::make_disk(&state, 16);
+    let mut spec = node("mn1", "mn2", &lun, MN1_POWERED_ON_AGAIN, false);
+    spec.disks = vec![support::lab::LocalDisk {
+        image: state,
+        serial: "MN1STATE".into(),
+        wwn: None,
+    }];
+    let mut mn1 = support::lab::spawn_guest(&spec);
     mn1.guest.wait_for_line("MN1-READY");
-    let mn2 = run_guest(&node("mn2", "mn1", &lun, MN2_TAKES_OVER, true));
+    bmc.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    bmc.on_power_on(&mn1.guest.boot_again_script("again"));
+
+    let mut mn2_spec = mn2_with_bmc(MN2_SERVES_WHILE_MN1_RETURNS, &lun, bmc.addr().port());
+    // mn2 serves through mn1's whole second boot.
+    mn2_spec.timeout = std::time::Duration::from_secs(360);
+    let mut mn2 = support::lab::spawn_guest(&mn2_spec);
+    mn2.guest.wait_for_line("MN2-TOOK-OVER");
+    assert!(
+        mn1.guest.qemu_exited() && !bmc.server_alive(),
+        "mn2's takeover powered mn1 off"
+    );
+
+    // Someone presses the button (or the BMC restores power): mn1 boots again.
+    bmc.power_on();
+    let again = mn1.guest.dir().join("console-again.log");
+    let mn1_out = mn1.guest.dir().join("out");
+    let start = std::time::Instant::now();
+    while !mn1_out.join("write.txt").exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(180),
+            "mn1's second boot did not get to its write: {}",
+            std::fs::read_to_string(&again).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    std::fs::write(mn2.guest.dir().join("out/mn1-tried"), "").expect("signal mn2");
+    let mn2 = mn2.guest.finish();
     mn2.assert_ok();
+    let (status, console) =
+        support::lab::wait_for_result_in(&again, std::time::Duration::from_secs(120));
+    assert_eq!(status, 0, "mn1's second boot:\n{console}");
+    let out = |name: &str| std::fs::read_to_string(mn1_out.join(name)).unwrap_or_default();
+
     assert_eq!(
         rc(&mn2, "unfence.rc"),
         0,
@@ -728,37 +851,42 @@ fn a_fenced_primary_that_comes_back_does_not_register_on_its_own() {
         mn2.out("unfence.txt")
     );
     assert_eq!(rc(&mn2, "takeover.rc"), 0, "{}", mn2.out("takeover.txt"));
-    assert_eq!(mn2.out("last-line.txt").trim(), "line 9");
-    assert_eq!(rc(&mn2, "giveback.rc"), 0, "{}", mn2.out("giveback.txt"));
-    let mn1 = mn1.guest.finish();
-    mn1.assert_ok();
-
     // The boot's registration is refused, names the holder and the way back, changes
-    // nothing; mn1 cannot write.
-    let said = mn1.out("boot-unfence.txt");
-    assert_eq!(rc(&mn1, "boot-unfence.rc"), 1, "{said}");
+    // nothing; mn1 cannot write; mn2's data is as it was.
+    let said = out("boot-unfence.txt");
+    assert_eq!(out("boot-unfence.rc").trim(), "1", "{said}");
     assert!(
         said.contains("NOT registered") && said.contains("mn2"),
         "{said}"
     );
     assert!(said.contains("--rejoin"), "{said}");
     assert_eq!(
-        mn1.out("keys-before.txt"),
-        mn1.out("keys-after.txt"),
+        out("keys-before.txt"),
+        out("keys-after.txt"),
         "READ KEYS changed by a refused unfence"
     );
     assert_eq!(
-        mn1.out("write.txt").trim(),
+        out("write.txt").trim(),
         "map refused path refused",
         "mn1 wrote to the LUN mn2 holds"
     );
+    assert_eq!(
+        mn2.out("synced-before.md5"),
+        mn2.out("synced-after.md5"),
+        "mn2's data changed while mn1 was back"
+    );
+    // mn2's status raises the alarm: the peer it fenced has power again.
+    let status_said = mn2.out("status.txt");
+    assert_eq!(rc(&mn2, "status.rc"), 1, "{status_said}");
+    assert!(status_said.contains("ALARM"), "{status_said}");
+    assert_eq!(rc(&mn2, "giveback.rc"), 0, "{}", mn2.out("giveback.txt"));
     // After mn2's giveback, the admin's --rejoin registers mn1 again.
-    assert_eq!(rc(&mn1, "rejoin.rc"), 0, "{}", mn1.out("rejoin.txt"));
+    assert_eq!(out("rejoin.rc").trim(), "0", "{}", out("rejoin.txt"));
     let mn1_key = format!("0x{:016x}", hamn::config::node_key("mn1"));
     assert!(
-        keys(&mn1.out("keys-rejoined.json")).contains(&mn1_key),
+        keys(&out("keys-rejoined.json")).contains(&mn1_key),
         "{}",
-        mn1.out("keys-rejoined.json")
+        out("keys-rejoined.json")
     );
 }
 

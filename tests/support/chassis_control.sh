@@ -17,6 +17,8 @@
 # "power-off-then-error": power off kills the server and then this script exits
 # non-zero, which ipmi_sim answers with completion code 0xFF (unspecified error):
 # the BMC that cut the power and still reported an error (seen in the lab).
+# An executable STATE_DIR/power-on is what powering on starts instead of the `sleep`
+# (a lab guest's QEMU: the node boots again), exec'd so the recorded PID is its own.
 
 set -u
 
@@ -51,7 +53,9 @@ start_server() {
     # SIGKILLed before Drop ran) cleans itself up eventually.
     setsid sh -c '
         stat=$(cat /proc/$$/stat); rest=${stat##*) }; set -- $rest; shift 19
-        echo "$$ $1" >"$0.new" && mv "$0.new" "$0" && exec sleep 3600
+        echo "$$ $1" >"$0.new" && mv "$0.new" "$0" || exit 1
+        [ -x "${0%/*}/power-on" ] && exec "${0%/*}/power-on"
+        exec sleep 3600
         ' "$pidfile" </dev/null >/dev/null 2>&1 &
     i=0
     while [ $i -lt 500 ]; do

@@ -695,6 +695,30 @@ impl RunningGuest {
         read_console(&self.dir)
     }
 
+    /// The run's directory: console.log, qemu.cmdline, out/ (the guest's /out over 9p).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A shell script that boots this guest again, as powering the machine on does: the
+    /// same kernel, initrd, LUN paths and local disks (so what the guest does is decided
+    /// by what its disks hold), the console in `console-<tag>.log`. For a BMC's power-on.
+    pub fn boot_again_script(&self, tag: &str) -> String {
+        let cmdline = fs::read_to_string(self.dir.join("qemu.cmdline"))
+            .unwrap_or_else(|e| panic!("guest {}: read qemu.cmdline: {e}", self.name));
+        let console = format!("file:{}", self.dir.join("console.log").display());
+        let again = format!(
+            "file:{}",
+            self.dir.join(format!("console-{tag}.log")).display()
+        );
+        assert!(cmdline.contains(&console), "qemu.cmdline without {console}");
+        format!(
+            "#!/bin/sh\nexec {} > '{}' 2>&1\n",
+            cmdline.trim().replace(&console, &again),
+            self.dir.join(format!("qemu-{tag}.log")).display()
+        )
+    }
+
     /// QEMU's PID while this handle owns it.
     pub fn qemu_pid(&self) -> Option<u32> {
         self.qemu.as_ref().map(|q| q.pid())
@@ -790,6 +814,30 @@ fn read_console(dir: &Path) -> String {
     fs::read(dir.join("console.log"))
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
+}
+
+/// Waits until the console file `path` (a guest booted by `boot_again_script`) shows its
+/// result line and returns its status and the console; panics with the last lines after
+/// `timeout`.
+pub fn wait_for_result_in(path: &Path, timeout: Duration) -> (i32, String) {
+    let start = Instant::now();
+    loop {
+        let console = fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        if let Some(status) = parse_result(&console) {
+            return (status, console);
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "no result line in {} within {} s\nlast console lines:\n{}",
+                path.display(),
+                timeout.as_secs(),
+                tail(&console, 30)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The status in "HAMN-LAB-RESULT: host=<name> status=<n>".

@@ -270,6 +270,16 @@ impl SimBmc {
         write(&path, text).unwrap_or_else(|e| panic!("{e}"));
     }
 
+    /// What powering on starts from now on, instead of the stand-in server: `script`
+    /// (for example a lab guest's `boot_again_script`), exec'd by the chassis control.
+    pub fn on_power_on(&self, script: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join("state").join("power-on");
+        write(&path, script).unwrap_or_else(|e| panic!("{e}"));
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+    }
+
     /// The simulated server is running.  A zombie counts as dead.
     /// Makes an already running process (a lab guest's QEMU) the server this BMC powers:
     /// power off then SIGKILLs it, and power status follows whether it lives.
