@@ -165,7 +165,9 @@ fn a_free_address_comes_up_and_clients_learn_the_new_mac() {
         (
             net::ip_present(&ip).expect("ip_present"),
             net::someone_else_answers(&ip).expect("probe"),
-            net::bring_up(&ip, &fenced()).expect("bring_up"),
+            net::bring_up(&ip, &fenced(), None)
+                .expect("bring_up")
+                .outcome,
             net::ip_present(&ip).expect("ip_present"),
         )
     });
@@ -205,7 +207,7 @@ fn an_address_another_node_holds_is_refused_naming_its_mac() {
     let (answers, result, present) = link.in_a(|| {
         (
             net::someone_else_answers(&ip).expect("probe"),
-            net::bring_up(&ip, &fenced()),
+            net::bring_up(&ip, &fenced(), None).map(|up| up.outcome),
             net::ip_present(&ip).expect("ip_present"),
         )
     });
@@ -232,11 +234,11 @@ fn bringing_up_twice_changes_nothing_and_take_down_removes_it() {
     let ip = link.service_ip("10.203.0.1/24");
     link.in_a(|| {
         assert_eq!(
-            net::bring_up(&ip, &fenced()).expect("first"),
+            net::bring_up(&ip, &fenced(), None).expect("first").outcome,
             IpOutcome::Added
         );
         assert_eq!(
-            net::bring_up(&ip, &fenced()).expect("second"),
+            net::bring_up(&ip, &fenced(), None).expect("second").outcome,
             IpOutcome::AlreadyPresent
         );
         let json = sh_ok("ip", &["-j", "addr", "show", "dev", &ip.interface]);
@@ -267,21 +269,264 @@ fn links_and_interfaces_that_cannot_serve_are_refused() {
             &["addr", "add", "10.204.0.5/25", "dev", &ip.interface],
         );
         sh_ok("ip", &["addr", "add", "10.204.0.9/32", "dev", "lo"]);
-        let e = net::bring_up(&wrong_prefix, &fenced()).unwrap_err();
+        let e = net::bring_up(&wrong_prefix, &fenced(), None).unwrap_err();
         assert!(
             matches!(e, NetError::PrefixMismatch { found: 25, .. }),
             "{e}"
         );
-        let e = net::bring_up(&elsewhere, &fenced()).unwrap_err();
+        let e = net::bring_up(&elsewhere, &fenced(), None).unwrap_err();
         assert!(e.to_string().contains("already configured on lo"), "{e}");
-        let e = net::bring_up(&missing, &fenced()).unwrap_err();
+        let e = net::bring_up(&missing, &fenced(), None).unwrap_err();
         assert!(e.to_string().contains("hamnnope0 does not exist"), "{e}");
     });
     // The other end down: arping would hear nobody and call any address free.
     link.ip_b(&["link", "set", &link.vb, "down"]);
-    let e = link.in_a(|| net::bring_up(&ip, &fenced())).unwrap_err();
+    let e = link
+        .in_a(|| net::bring_up(&ip, &fenced(), None).map(|up| up.outcome))
+        .unwrap_err();
     assert!(e.to_string().contains("no carrier"), "{e}");
     assert!(!link.in_a(|| net::ip_present(&ip)).expect("ip_present"));
+}
+
+/// One ARP frame heard on "b"'s end of the link.
+#[derive(Debug, Clone)]
+struct Heard {
+    at: std::time::SystemTime,
+    sender_mac: String,
+    sender_ip: std::net::Ipv4Addr,
+    target_ip: std::net::Ipv4Addr,
+}
+
+impl Heard {
+    /// An RFC 5227 probe: "who has", from nobody.
+    fn is_probe_for(&self, addr: std::net::Ipv4Addr) -> bool {
+        self.sender_ip.is_unspecified() && self.target_ip == addr
+    }
+
+    fn is_announcement_of(&self, addr: std::net::Ipv4Addr) -> bool {
+        self.sender_ip == addr && self.target_ip == addr
+    }
+}
+
+impl Link {
+    /// Listen for ARP on "b"'s end for `secs` seconds, from a thread in "b"; returns once
+    /// the socket is open, and the thread's handle gives what was heard.
+    fn listen_b(&self, secs: f64) -> std::thread::JoinHandle<Vec<Heard>> {
+        let path = format!("/run/netns/{}", self.b);
+        let (ready, opened) = std::sync::mpsc::channel();
+        let handle = std::thread::spawn(move || {
+            let ns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: setns(2) on a descriptor we own; only this thread changes namespace.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            // SAFETY: plain socket(2); the descriptor is closed below.
+            let fd = unsafe {
+                libc::socket(
+                    libc::AF_PACKET,
+                    libc::SOCK_DGRAM,
+                    i32::from(0x0806u16.to_be()),
+                )
+            };
+            assert!(
+                fd >= 0,
+                "packet socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 100_000,
+            };
+            // SAFETY: a valid timeval for SO_RCVTIMEO on our descriptor.
+            unsafe {
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVTIMEO,
+                    (&raw const tv).cast(),
+                    std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                )
+            };
+            let _ = ready.send(());
+            let mut heard = Vec::new();
+            let end = Instant::now() + Duration::from_secs_f64(secs);
+            let mut buf = [0u8; 128];
+            while Instant::now() < end {
+                // SAFETY: buf is valid for its length.
+                let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+                if n < 28 {
+                    continue;
+                }
+                let ip =
+                    |o: usize| std::net::Ipv4Addr::new(buf[o], buf[o + 1], buf[o + 2], buf[o + 3]);
+                heard.push(Heard {
+                    at: std::time::SystemTime::now(),
+                    sender_mac: buf[8..14]
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<Vec<_>>()
+                        .join(":"),
+                    sender_ip: ip(14),
+                    target_ip: ip(24),
+                });
+            }
+            // SAFETY: closing the descriptor opened above.
+            unsafe { libc::close(fd) };
+            heard
+        });
+        opened.recv().expect("listener started");
+        handle
+    }
+}
+
+/// Runs `steps` through the takeover engine in "a", taking over from mn1 on the admin's
+/// word, with the journal in `dir`.
+fn engine_in_a(
+    link: &Link,
+    dir: &Path,
+    steps: Vec<hamn::takeover::step::Step>,
+) -> Result<hamn::takeover::run::RunOutcome, String> {
+    use hamn::takeover::run::{Context, Flow, run};
+    let journal = dir.join("takeover.json");
+    link.in_a(|| {
+        let ctx = Context {
+            flow: Flow::San,
+            peer: "mn1".into(),
+            peer_cfg: None,
+            cfg: None,
+            journal,
+        };
+        run(&ctx, &steps, &mut |_| {}).map_err(|e| e.to_string())
+    })
+}
+
+fn vouched() -> hamn::takeover::step::Step {
+    hamn::takeover::step::Step::FenceOverride {
+        peer: "mn1".into(),
+        statement: "svc_netns test".into(),
+    }
+}
+
+/// The duplicate address check starts once fencing is done and runs while the filesystems
+/// are checked (here a step that takes 1.5 s stands for the checks); when it heard the old
+/// primary, the takeover stops at the service address without adding it, names the MAC
+/// that answered, and the journal shows that step failed.
+#[test]
+fn an_address_found_taken_while_the_checks_run_stops_the_takeover_before_it_is_added() {
+    if !netns_possible() {
+        return;
+    }
+    use hamn::takeover::step::Step;
+    let link = Link::new("5");
+    link.ip_b(&["addr", "add", "10.205.0.1/24", "dev", &link.vb]);
+    let ip = link.service_ip("10.205.0.1/24");
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = link.listen_b(6.0);
+    let steps = vec![
+        vouched(),
+        Step::Service {
+            service: service("checks", &["sleep", "1.5"], &[], &[], 10.0),
+        },
+        Step::ServiceIp { ip: ip.clone() },
+    ];
+    let e = engine_in_a(&link, dir.path(), steps).expect_err("refused");
+    let mac_b = link.mac_b();
+    let msg = e;
+    assert!(
+        msg.contains(&mac_b) && msg.contains("10.205.0.1") && msg.contains("old primary"),
+        "{msg}"
+    );
+    assert!(!link.in_a(|| net::ip_present(&ip)).expect("ip_present"));
+    let j: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("takeover.json")).expect("journal"),
+    )
+    .expect("JSON");
+    let entries = j["entries"].as_array().expect("entries");
+    let last = entries.last().expect("an entry");
+    assert_eq!(last["step"], "service-ip 10.205.0.1/24", "{j:#}");
+    assert_eq!(last["state"], "failed", "{j:#}");
+    assert!(
+        last["detail"].as_str().unwrap_or("").contains(&mac_b),
+        "{j:#}"
+    );
+    // The probe went out while the stand-in for the checks ran, not after it.
+    let checks_done = entries
+        .iter()
+        .find(|e| e["step"] == "service checks" && e["state"] == "done")
+        .and_then(|e| e["at"].as_f64())
+        .expect("the checks' step is done");
+    let heard = listener.join().expect("listener");
+    let first_probe = heard
+        .iter()
+        .find(|h| h.is_probe_for("10.205.0.1".parse().expect("ip")))
+        .unwrap_or_else(|| panic!("no ARP probe heard: {heard:?}"));
+    let probe_at = first_probe
+        .at
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(
+        probe_at < checks_done,
+        "the probe ({probe_at}) waited for the checks (done at {checks_done})"
+    );
+}
+
+/// The first announcement goes out before the address step is done; when the takeover
+/// then fails (a service that does not start), the repeats stop. A takeover that
+/// completes sends all of them before it ends.
+#[test]
+fn a_takeover_that_fails_after_the_announcement_stops_its_repeats() {
+    if !netns_possible() {
+        return;
+    }
+    use hamn::takeover::step::Step;
+    let address: std::net::Ipv4Addr = "10.206.0.1".parse().expect("ip");
+    let announced_by = |heard: &[Heard], mac: &str| {
+        heard
+            .iter()
+            .filter(|h| h.is_announcement_of(address) && h.sender_mac == mac)
+            .count()
+    };
+
+    let link = Link::new("6");
+    link.ip_b(&["addr", "add", "10.206.0.2/24", "dev", &link.vb]);
+    let ip = link.service_ip("10.206.0.1/24");
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = link.listen_b(4.0);
+    let steps = vec![
+        vouched(),
+        Step::ServiceIp { ip: ip.clone() },
+        Step::Service {
+            service: service("xcatd", &["false"], &[], &[], 10.0),
+        },
+    ];
+    let e = engine_in_a(&link, dir.path(), steps).expect_err("xcatd fails");
+    assert!(e.contains("xcatd"), "{e}");
+    let heard = listener.join().expect("listener");
+    assert_eq!(
+        announced_by(&heard, &link.mac_a()),
+        1,
+        "only the first announcement: {heard:?}"
+    );
+
+    let link = Link::new("7");
+    link.ip_b(&["addr", "add", "10.206.0.2/24", "dev", &link.vb]);
+    let ip = link.service_ip("10.206.0.1/24");
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = link.listen_b(4.0);
+    let steps = vec![
+        vouched(),
+        Step::ServiceIp { ip },
+        Step::Service {
+            service: service("xcatd", &["true"], &[], &[], 10.0),
+        },
+    ];
+    engine_in_a(&link, dir.path(), steps).expect("completes");
+    let heard = listener.join().expect("listener");
+    assert_eq!(
+        announced_by(&heard, &link.mac_a()),
+        hamn::net::ANNOUNCEMENTS as usize,
+        "every announcement: {heard:?}"
+    );
 }
 
 fn service(name: &str, start: &[&str], ready: &[&str], stop: &[&str], secs: f64) -> Service {

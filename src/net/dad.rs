@@ -1,7 +1,8 @@
-//! Is the service address free? IPv4: `arping -D` asks the link, and `arping -U`
-//! announces the address once it is ours. IPv6: the kernel's duplicate address detection
+//! Is the service address free? IPv4: `arping -D` asks the link, and `announce` tells
+//! it the address is ours. IPv6: the kernel's duplicate address detection
 //! runs when the address is added, and hamn waits for its verdict.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -82,10 +83,24 @@ fn who_v6(ip: &ServiceIp) -> String {
     )
 }
 
-pub(super) fn bring_up_v4(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, NetError> {
+/// Whoever answers the probe for `ip`, from a probe started earlier (it ran while the
+/// takeover checked and mounted) or from one run now.
+fn verdict(ip: &ServiceIp, probe: Option<super::Probe>) -> Result<Option<String>, NetError> {
+    match probe {
+        Some(p) if p.address == ip.address => p.verdict(),
+        _ => probe_v4(ip),
+    }
+}
+
+pub(super) fn bring_up_v4(
+    ip: &ServiceIp,
+    view: &LinkView,
+    links: &[super::links::IpLink],
+    probe: Option<super::Probe>,
+) -> Result<super::Up, NetError> {
     // Probed even when the address is already here: a rerun must notice a peer that came
     // back with it.
-    if let Some(mac) = probe_v4(ip)? {
+    if let Some(mac) = verdict(ip, probe)? {
         warn!(%mac, "someone else answers for the service address");
         return Err(NetError::AddressInUse {
             address: ip.address,
@@ -101,15 +116,31 @@ pub(super) fn bring_up_v4(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, 
         info!("added");
         IpOutcome::Added
     };
-    let announce = announce_argv(ip);
-    run_ok(&announce, ANNOUNCE_TIMEOUT).map_err(|source| NetError::AnnounceFailed {
-        address: ip.address,
-        interface: ip.device().to_string(),
-        command: exec::display(&announce),
-        source: Box::new(source),
-    })?;
-    info!("announced with gratuitous ARP");
-    Ok(outcome)
+    let announcer = match (ip.address, super::links::ethernet(links, ip.device())) {
+        (IpAddr::V4(v4), Some((ifindex, mac))) => {
+            Some(super::announce::start(ifindex, mac, v4).map_err(|source| {
+                NetError::AnnounceSend {
+                    address: ip.address,
+                    interface: ip.device().to_string(),
+                    command: exec::display(&announce_argv(ip)),
+                    source,
+                }
+            })?)
+        }
+        // Not Ethernet (IPoIB has 20-byte addresses): arping knows the link layer.
+        _ => {
+            let announce = announce_argv(ip);
+            run_ok(&announce, ANNOUNCE_TIMEOUT).map_err(|source| NetError::AnnounceFailed {
+                address: ip.address,
+                interface: ip.device().to_string(),
+                command: exec::display(&announce),
+                source: Box::new(source),
+            })?;
+            None
+        }
+    };
+    info!("announced");
+    Ok(super::Up { outcome, announcer })
 }
 
 fn read_sysctl(path: &str) -> Result<i64, String> {
@@ -150,7 +181,7 @@ fn dad_budget(ip: &ServiceIp) -> Result<Duration, NetError> {
     Ok(per_probe * u32::try_from(transmits).unwrap_or(1) + DAD_START_DELAY)
 }
 
-pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, NetError> {
+pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<super::Up, NetError> {
     let budget = dad_budget(ip)?;
     let refuse = |prefix: u8| -> NetError {
         warn!("IPv6 duplicate address detection failed");
@@ -198,7 +229,10 @@ pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<IpOutcome, 
         ?outcome,
         "IPv6 address up, duplicate address detection passed"
     );
-    Ok(outcome)
+    Ok(super::Up {
+        outcome,
+        announcer: None,
+    })
 }
 
 #[cfg(test)]

@@ -13,7 +13,12 @@ use crate::exec;
 #[derive(Debug, Deserialize)]
 pub(super) struct IpLink {
     #[serde(default)]
+    ifindex: u32,
+    #[serde(default)]
     ifname: String,
+    /// The link-layer address ("c6:89:80:4f:31:cc" on Ethernet).
+    #[serde(default)]
+    address: Option<String>,
     #[serde(default)]
     flags: Vec<String>,
     #[serde(default)]
@@ -45,6 +50,18 @@ pub(super) struct Held {
     pub(super) prefix: u8,
     pub(super) tentative: bool,
     pub(super) dadfailed: bool,
+}
+
+/// The device's index and Ethernet address, for announcing an address on it: None for a
+/// device that has no 6-byte link-layer address (not Ethernet-like).
+pub(super) fn ethernet(links: &[IpLink], device: &str) -> Option<(u32, [u8; 6])> {
+    let link = links.iter().find(|l| l.ifname == device)?;
+    let mut mac = [0u8; 6];
+    let mut octets = link.address.as_deref()?.split(':');
+    for byte in &mut mac {
+        *byte = u8::from_str_radix(octets.next()?, 16).ok()?;
+    }
+    (octets.next().is_none() && link.ifindex > 0).then_some((link.ifindex, mac))
 }
 
 /// What the node's interfaces say about the service address.

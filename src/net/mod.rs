@@ -25,8 +25,11 @@ use crate::config::ServiceIpConfig;
 use crate::exec::{self, ExecError, Ran};
 use crate::fence::proof::Fenced;
 
+mod announce;
 mod dad;
 mod links;
+
+pub use announce::{Announcer, COUNT as ANNOUNCEMENTS, INTERVAL as ANNOUNCE_INTERVAL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -116,6 +119,23 @@ pub enum NetError {
         command: String,
         source: Box<NetError>,
     },
+    #[error(
+        "{address} is up on {interface}, but its announcement could not be sent ({source}), \
+         so switches and clients may keep sending to the old primary's MAC until their \
+         caches expire. Rerun (hamn announces again when the address is already up) or run \
+         `{command}`"
+    )]
+    AnnounceSend {
+        address: IpAddr,
+        interface: String,
+        command: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "the duplicate address check of {address} ended without a verdict ({reason}); \
+         nothing was added. Rerun"
+    )]
+    ProbeLost { address: IpAddr, reason: String },
     #[error(transparent)]
     Exec(#[from] ExecError),
     #[error("cannot understand the output of `{command}`: {reason}")]
@@ -309,9 +329,20 @@ fn del_argv(ip: &ServiceIp, prefix: u8) -> Vec<String> {
 pub fn ip_plan(ip: &ServiceIp) -> Vec<String> {
     match ip.address {
         IpAddr::V4(_) => vec![
-            exec::display(&dad::dad_probe_argv(ip)),
+            format!(
+                "{}   (started once the peer is fenced, while the filesystems are checked \
+                 and mounted)",
+                exec::display(&dad::dad_probe_argv(ip))
+            ),
             exec::display(&add_argv(ip)),
-            exec::display(&dad::announce_argv(ip)),
+            format!(
+                "{ANNOUNCEMENTS} ARP announcements of {} on {}, {} s apart, sent by hamn \
+                 (what `{}` sends; the first before this step is done)",
+                ip.address,
+                ip.device(),
+                ANNOUNCE_INTERVAL.as_secs(),
+                exec::display(&dad::announce_argv(ip))
+            ),
         ],
         IpAddr::V6(_) => vec![exec::display(&add_argv(ip))],
     }
@@ -339,13 +370,66 @@ pub fn someone_else_answers(ip: &ServiceIp) -> Result<Option<String>, NetError> 
     }
 }
 
-/// Bring the service address up: refuse if someone else answers for it, add it, announce
-/// it. Idempotent: an address already here is not added again.
-pub fn bring_up(ip: &ServiceIp, fenced: &Fenced) -> Result<IpOutcome, NetError> {
+/// A duplicate address check running in the background: started once the peer is fenced
+/// (before, the peer itself would answer), while the takeover checks and mounts; its
+/// verdict still gates adding the address.
+#[derive(Debug)]
+pub struct Probe {
+    address: IpAddr,
+    thread: std::thread::JoinHandle<Result<Option<String>, NetError>>,
+}
+
+/// Start checking whether anyone else answers for `ip` (see [`someone_else_answers`]).
+pub fn start_probe(ip: &ServiceIp, fenced: &Fenced) -> Result<Probe, NetError> {
+    info!(fenced = fenced.node(), address = %ip.address, "duplicate address check started");
+    let mine = ip.clone();
+    let span = tracing::Span::current();
+    let thread = std::thread::Builder::new()
+        .name("dad-probe".into())
+        .spawn(move || {
+            let _span = span.entered();
+            someone_else_answers(&mine)
+        })
+        .map_err(|e| NetError::ProbeLost {
+            address: ip.address,
+            reason: format!("cannot start a thread: {e}"),
+        })?;
+    Ok(Probe {
+        address: ip.address,
+        thread,
+    })
+}
+
+impl Probe {
+    /// Wait for the check's verdict: the MAC of whoever answered, or None.
+    pub fn verdict(self) -> Result<Option<String>, NetError> {
+        let address = self.address;
+        self.thread.join().unwrap_or_else(|_| {
+            Err(NetError::ProbeLost {
+                address,
+                reason: "its thread panicked".into(),
+            })
+        })
+    }
+}
+
+/// What [`bring_up`] did, and the announcement's repeats still to come (IPv4 on
+/// Ethernet): drop them to stop them, or let them finish.
+#[derive(Debug)]
+pub struct Up {
+    pub outcome: IpOutcome,
+    pub announcer: Option<Announcer>,
+}
+
+/// Bring the service address up: refuse if someone else answers for it (the verdict of
+/// `probe` when one was started, else a check run now), add it, announce it.
+/// Idempotent: an address already here is not added again.
+pub fn bring_up(ip: &ServiceIp, fenced: &Fenced, probe: Option<Probe>) -> Result<Up, NetError> {
     let _span =
         info_span!("service-ip-up", address = %ip.address, interface = %ip.interface).entered();
     info!(fenced = fenced.node(), "bringing up the service address");
-    let view = links::inspect(&links::read_links()?, ip)?;
+    let links = links::read_links()?;
+    let view = links::inspect(&links, ip)?;
     if let Some((found, prefix)) = view.elsewhere.clone() {
         return Err(NetError::OnOtherInterface {
             address: ip.address,
@@ -366,7 +450,7 @@ pub fn bring_up(ip: &ServiceIp, fenced: &Fenced) -> Result<IpOutcome, NetError> 
     }
     links::link_usable(ip, &view)?;
     match ip.address {
-        IpAddr::V4(_) => dad::bring_up_v4(ip, &view),
+        IpAddr::V4(_) => dad::bring_up_v4(ip, &view, &links, probe),
         IpAddr::V6(_) => dad::bring_up_v6(ip, &view),
     }
 }
@@ -461,13 +545,16 @@ mod tests {
     #[test]
     fn ip_plan_lists_the_exact_commands() {
         let ip = sip("172.20.0.1/16", "eth0").expect("v4");
-        assert_eq!(
-            ip_plan(&ip),
-            [
-                "arping -D -c 2 -w 3 -I eth0 172.20.0.1",
-                "ip addr add 172.20.0.1/16 dev eth0",
-                "arping -U -c 3 -I eth0 172.20.0.1",
-            ]
+        let plan = ip_plan(&ip);
+        assert!(
+            plan[0].starts_with("arping -D -c 2 -w 3 -I eth0 172.20.0.1 "),
+            "{plan:?}"
+        );
+        assert_eq!(plan[1], "ip addr add 172.20.0.1/16 dev eth0");
+        assert!(
+            plan[2].starts_with("3 ARP announcements of 172.20.0.1 on eth0, 1 s apart")
+                && plan[2].contains("arping -U -c 3 -I eth0 172.20.0.1"),
+            "{plan:?}"
         );
         let ip = sip("172.20.0.1/16", "eth0:0").expect("alias");
         assert_eq!(

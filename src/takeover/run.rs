@@ -212,6 +212,11 @@ struct Run<'a> {
     /// md UUID -> the device node the assemble step left.
     arrays: BTreeMap<String, PathBuf>,
     profiles: Option<Profiles>,
+    /// The service address's duplicate check, started once fencing is done.
+    probe: Option<crate::net::Probe>,
+    probe_started: bool,
+    /// The service address's announcement repeats: dropped (stopped) if the run fails.
+    announcer: Option<crate::net::Announcer>,
 }
 
 /// Run the plan. `progress` sees every event as it happens.
@@ -242,7 +247,14 @@ pub fn run(
         failures: Vec::new(),
         arrays: BTreeMap::new(),
         profiles: None,
+        probe: None,
+        probe_started: false,
+        announcer: None,
     };
+    let service_ip = steps.iter().find_map(|s| match s {
+        Step::ServiceIp { ip } => Some(ip),
+        _ => None,
+    });
     let mut events = Vec::new();
     let mut rechecked = Vec::new();
     for step in steps {
@@ -253,6 +265,11 @@ pub fn run(
         lock.set_step(&id);
         if let Some(sig) = crate::exec::interrupted() {
             return Err(r.interrupted(&id, sig, "before the step began")?);
+        }
+        if let Some(ip) = service_ip
+            && !is_fencing(step)
+        {
+            r.start_probe(step, ip)?;
         }
         r.journal.record(&id, State::Started, "")?;
         let result = r.step(step);
@@ -304,6 +321,11 @@ pub fn run(
         }
     }
     r.gate_checks()?;
+    // The repeats go out while the services start; the run (and its lock) ends after the
+    // last, so that a giveback cannot remove the address while it is still announced.
+    if let Some(a) = r.announcer.take() {
+        a.finish();
+    }
     if ctx.flow == Flow::Giveback {
         Journal::retire(&ctx.journal)?;
     } else {
@@ -318,6 +340,19 @@ pub fn run(
         resumed,
         rechecked,
     })
+}
+
+/// Steps that fence or decide whether to: the service address's duplicate check waits
+/// for them, since until the peer is fenced the peer itself may answer for the address.
+fn is_fencing(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::VerifyDisks { .. }
+            | Step::BmcCheck { .. }
+            | Step::FenceStorage { .. }
+            | Step::FencePower { .. }
+            | Step::FenceOverride { .. }
+    )
 }
 
 /// Steps whose effect is a state that can vanish between runs (a mount).
@@ -350,6 +385,22 @@ impl Run<'_> {
             signal,
             journal: self.ctx.journal.display().to_string(),
         })
+    }
+
+    /// Start the service address's duplicate check once, before the first step after
+    /// fencing, so that it runs while the filesystems are checked and mounted. Without a
+    /// proof for the peer (a plan that failed to fence stops before this) it waits for
+    /// the service-address step, which refuses.
+    fn start_probe(&mut self, step: &Step, ip: &crate::net::ServiceIp) -> Result<(), EngineError> {
+        if self.probe_started {
+            return Ok(());
+        }
+        self.probe_started = true;
+        let Ok(proof) = self.proof(step, &format!("service address {}", ip.address)) else {
+            return Ok(());
+        };
+        self.probe = Some(crate::net::start_probe(ip, proof)?);
+        Ok(())
     }
 
     fn profiles(&mut self) -> Result<&Profiles, EngineError> {
@@ -569,14 +620,16 @@ impl Run<'_> {
             Step::Mount { fs } => self.mount(step, fs),
             Step::ServiceIp { ip } => {
                 self.gate_checks()?;
+                let probe = self.probe.take();
                 let proof = self.proof(step, &format!("service address {}", ip.address))?;
-                let o = crate::net::bring_up(ip, proof)?;
-                let (outcome, what) = match o {
+                let up = crate::net::bring_up(ip, proof, probe)?;
+                let (outcome, what) = match up.outcome {
                     crate::net::IpOutcome::Added => (Outcome::Done, "added and announced"),
                     crate::net::IpOutcome::AlreadyPresent => {
                         (Outcome::InPlace, "already here; announced again")
                     }
                 };
+                self.announcer = up.announcer;
                 Ok((
                     outcome,
                     format!("{}/{} on {}: {what}", ip.address, ip.prefix, ip.interface),
