@@ -150,8 +150,27 @@ fn rmcp_status_meaning(code: u8) -> &'static str {
 
 fn random<const N: usize>() -> Result<[u8; N], LanError> {
     let mut buf = [0u8; N];
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !crng_ready() && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        // getrandom(2) blocks until the kernel's generator is seeded. On hardware that
+        // takes a moment after boot (RDRAND, a TPM); in a VM without a hardware RNG it
+        // took 1.4 s in the lab, and decides which of two nodes fencing each other wins.
+        warn!(
+            "waiting for the kernel's random number generator to be initialised before \
+             contacting the BMC (no hardware RNG? give a VM a virtio-rng device)"
+        );
+    }
     getrandom::getrandom(&mut buf).map_err(|_| LanError::Random)?;
     Ok(buf)
+}
+
+/// Whether getrandom(2) would answer at once: one byte with GRND_NONBLOCK, which fails
+/// with EAGAIN only while the generator is not yet initialised.
+fn crng_ready() -> bool {
+    let mut probe = 0u8;
+    // SAFETY: one byte into a local; the flags ask only for the non-blocking pool read.
+    let n = unsafe { libc::getrandom((&raw mut probe).cast(), 1, libc::GRND_NONBLOCK) };
+    n == 1 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN)
 }
 
 /// Requested role byte in RAKP 1: ADMINISTRATOR with name-only lookup, so the BMC picks

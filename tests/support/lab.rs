@@ -866,6 +866,9 @@ fn qemu_args(spec: &GuestSpec, dir: &Path, initrd: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     a.extend(["-m".into(), spec.memory_mb.to_string()]);
+    // A hardware RNG, as servers have (RDRAND, TPM): without it the guest kernel's random
+    // generator is seeded only seconds after boot, and hamn's first BMC session waits.
+    a.extend(["-device".into(), "virtio-rng-pci".into()]);
     a.extend([
         "-serial".into(),
         format!("file:{}", dir.join("console.log").display()),
