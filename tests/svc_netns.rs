@@ -224,6 +224,45 @@ fn an_address_another_node_holds_is_refused_naming_its_mac() {
     assert!(!present, "the address must not have been added");
 }
 
+/// Two nodes taking over at the same moment both probe before either has the address:
+/// a probe for it from another MAC is a conflict too (RFC 5227 section 2.1.1).
+#[test]
+fn another_node_probing_for_the_address_at_the_same_moment_is_a_conflict() {
+    if !netns_possible() {
+        return;
+    }
+    let link = Link::new("8");
+    link.ip_b(&["addr", "add", "10.208.0.2/24", "dev", &link.vb]);
+    let ip = link.service_ip("10.208.0.1/24");
+    // "b" probes for the address all the while: two arpings, one probe a second each,
+    // half a second apart, so that any half second holds a probe.
+    let arping = || {
+        std::process::Command::new("ip")
+            .args([
+                "netns", "exec", &link.b, "arping", "-D", "-c", "10", "-w", "10",
+            ])
+            .args(["-I", &link.vb, "10.208.0.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("arping in b")
+    };
+    let mut others = vec![arping()];
+    std::thread::sleep(Duration::from_millis(500));
+    others.push(arping());
+    let result = link.in_a(|| net::bring_up(&ip, &fenced(), None).map(|up| up.outcome));
+    for mut other in others {
+        let _ = other.kill();
+        let _ = other.wait();
+    }
+    let e = result.expect_err("conflict");
+    let msg = e.to_string();
+    assert!(
+        msg.contains(&link.mac_b()) && msg.contains("at the same moment"),
+        "{msg}"
+    );
+    assert!(!link.in_a(|| net::ip_present(&ip)).expect("ip_present"));
+}
+
 #[test]
 fn bringing_up_twice_changes_nothing_and_take_down_removes_it() {
     if !netns_possible() {

@@ -1,5 +1,5 @@
-//! Is the service address free? IPv4: `arping -D` asks the link, and `announce` tells
-//! it the address is ours. IPv6: the kernel's duplicate address detection
+//! Is the service address free? IPv4: ARP probes ask the link (hamn's own on Ethernet,
+//! `arping -D` elsewhere), and `announce` tells it the address is ours. IPv6: the kernel's duplicate address detection
 //! runs when the address is added, and hamn waits for its verdict.
 
 use std::net::IpAddr;
@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::arp;
 use super::links::{IP_ADDR_SHOW, LinkView, inspect, read_links};
 use super::{IP_TIMEOUT, IpOutcome, NetError, ServiceIp, add_argv, argv, del_argv, run, run_ok};
 use crate::exec;
@@ -61,9 +62,71 @@ fn reply_mac(stdout: &str) -> Option<String> {
         })
 }
 
-/// Duplicate address detection with arping (IPv4): exit 0 means nobody answered, 1 that
-/// somebody did.
+/// Duplicate address detection (IPv4): the MAC of whoever answered, or None. On Ethernet
+/// hamn probes itself; elsewhere (IP over InfiniBand) arping does.
 pub(super) fn probe_v4(ip: &ServiceIp) -> Result<Option<String>, NetError> {
+    let links = read_links()?;
+    match (ip.address, super::links::ethernet(&links, ip.device())) {
+        (IpAddr::V4(v4), Some((ifindex, mac))) => probe_arp(ip, v4, ifindex, mac),
+        _ => probe_arping(ip),
+    }
+}
+
+/// RFC 5227 section 2.1.1's probe with its times scaled down: [`arp::PROBES`] probes
+/// [`arp::INTERVAL`] apart, then [`arp::LISTEN`] more. The address is taken if anyone
+/// sends an ARP packet from it (a reply, an announcement), or probes for it at the same
+/// time from another MAC (a second node taking over at the same moment).
+fn probe_arp(
+    ip: &ServiceIp,
+    address: std::net::Ipv4Addr,
+    ifindex: u32,
+    mac: [u8; 6],
+) -> Result<Option<String>, NetError> {
+    let failed = |what: &str| {
+        let what = what.to_string();
+        let interface = ip.device().to_string();
+        move |source| NetError::Arp {
+            what,
+            interface,
+            source,
+        }
+    };
+    let socket = arp::Socket::open(ifindex).map_err(failed("listen for ARP"))?;
+    let probe = arp::Arp::probe(mac, address);
+    let start = Instant::now();
+    let verdict_at = start + arp::INTERVAL * (arp::PROBES - 1) + arp::LISTEN;
+    let mut sent = 0;
+    let mut next = start;
+    loop {
+        if sent < arp::PROBES && Instant::now() >= next {
+            socket.send(&probe).map_err(failed("send an ARP probe"))?;
+            sent += 1;
+            next += arp::INTERVAL;
+        }
+        let until = if sent < arp::PROBES { next } else { verdict_at };
+        match socket.receive(until).map_err(failed("listen for ARP"))? {
+            Some(a) if a.sender_mac == mac => {}
+            Some(a) if a.sender_ip == address => {
+                return Ok(Some(arp::mac_text(&a.sender_mac)));
+            }
+            Some(a) if a.sender_ip.is_unspecified() && a.target_ip == address => {
+                return Ok(Some(format!(
+                    "{} (probing for the same address at the same moment: is another \
+                     node taking over too?)",
+                    arp::mac_text(&a.sender_mac)
+                )));
+            }
+            _ => {}
+        }
+        if sent >= arp::PROBES && Instant::now() >= verdict_at {
+            info!(probes = sent, "nobody answered for the address");
+            return Ok(None);
+        }
+    }
+}
+
+/// arping: exit 0 means nobody answered, 1 that somebody did.
+fn probe_arping(ip: &ServiceIp) -> Result<Option<String>, NetError> {
     let ran = run(&dad_probe_argv(ip), DAD_PROBE_TIMEOUT)?;
     match ran.exit() {
         Some(0) => Ok(None),

@@ -26,10 +26,17 @@ use crate::exec::{self, ExecError, Ran};
 use crate::fence::proof::Fenced;
 
 mod announce;
+mod arp;
 mod dad;
 mod links;
 
 pub use announce::{Announcer, COUNT as ANNOUNCEMENTS, INTERVAL as ANNOUNCE_INTERVAL};
+
+/// How long the duplicate address probe of an Ethernet link takes, from its first probe
+/// to its verdict.
+pub fn probe_time() -> Duration {
+    arp::INTERVAL * (arp::PROBES - 1) + arp::LISTEN
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
@@ -129,6 +136,15 @@ pub enum NetError {
         address: IpAddr,
         interface: String,
         command: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot {what} on {interface} through a packet socket ({source}); hamn runs as \
+         root and needs CAP_NET_RAW for this. Nothing was added; rerun as root"
+    )]
+    Arp {
+        what: String,
+        interface: String,
         source: std::io::Error,
     },
     #[error(
@@ -330,8 +346,14 @@ pub fn ip_plan(ip: &ServiceIp) -> Vec<String> {
     match ip.address {
         IpAddr::V4(_) => vec![
             format!(
-                "{}   (started once the peer is fenced, while the filesystems are checked \
-                 and mounted)",
+                "{} ARP probes for {} on {}, {:.2} s apart, answers awaited until {:.2} s, \
+                 sent by hamn (on a link that is not Ethernet: `{}`); started once the peer \
+                 is fenced, while the filesystems are checked and mounted",
+                arp::PROBES,
+                ip.address,
+                ip.device(),
+                arp::INTERVAL.as_secs_f64(),
+                probe_time().as_secs_f64(),
                 exec::display(&dad::dad_probe_argv(ip))
             ),
             exec::display(&add_argv(ip)),
@@ -547,7 +569,10 @@ mod tests {
         let ip = sip("172.20.0.1/16", "eth0").expect("v4");
         let plan = ip_plan(&ip);
         assert!(
-            plan[0].starts_with("arping -D -c 2 -w 3 -I eth0 172.20.0.1 "),
+            plan[0].starts_with(
+                "3 ARP probes for 172.20.0.1 on eth0, 0.25 s apart, answers awaited until \
+                 1.00 s, sent by hamn"
+            ) && plan[0].contains("arping -D -c 2 -w 3 -I eth0 172.20.0.1"),
             "{plan:?}"
         );
         assert_eq!(plan[1], "ip addr add 172.20.0.1/16 dev eth0");
