@@ -29,6 +29,7 @@ use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
@@ -582,9 +583,38 @@ enum Waited {
     Interrupted(i32),
 }
 
-/// Wait for the child, polling so that a deadline or an interruption is seen.
+/// How long a wait for a child may go without looking at the interruption flag: the
+/// signal may be delivered to another of hamn's threads, which does not wake this one.
+const INTERRUPT_LATENCY: Duration = Duration::from_millis(50);
+
+/// A descriptor that becomes readable when the process exits (pidfd_open(2), Linux 5.3),
+/// so that its end is seen at once rather than at the next poll. None on older kernels.
+fn exit_notifier(child: &Child) -> Option<OwnedFd> {
+    let pid = libc::pid_t::try_from(child.id()).ok()?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let fd = i32::try_from(fd).ok().filter(|fd| *fd >= 0)?;
+    // SAFETY: a fresh descriptor that nobody else owns.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Sleep until `fd` is readable (the child exited) or `nap` has passed.
+fn nap_until_exit(fd: &OwnedFd, nap: Duration) {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(nap.as_millis().max(1)).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd; an EINTR or an error only ends the nap early.
+    unsafe { libc::poll(&raw mut pfd, 1, ms) };
+}
+
+/// Wait for the child, seeing its exit at once (or polling where the kernel cannot tell),
+/// and looking for a deadline or an interruption at least every [`INTERRUPT_LATENCY`].
 fn wait_for(child: &mut Child, timeout: Option<Duration>, own_group: bool) -> io::Result<Waited> {
     let started = Instant::now();
+    let notifier = exit_notifier(child);
     let mut pause = Duration::from_millis(2);
     loop {
         match child.try_wait() {
@@ -608,8 +638,16 @@ fn wait_for(child: &mut Child, timeout: Option<Duration>, own_group: bool) -> io
             }
             nap = nap.min(timeout - elapsed);
         }
-        std::thread::sleep(nap);
-        pause = (pause * 2).min(Duration::from_millis(50));
+        match &notifier {
+            Some(fd) => {
+                let left = timeout.map_or(INTERRUPT_LATENCY, |t| t.saturating_sub(elapsed));
+                nap_until_exit(fd, left.min(INTERRUPT_LATENCY));
+            }
+            None => {
+                std::thread::sleep(nap);
+                pause = (pause * 2).min(INTERRUPT_LATENCY);
+            }
+        }
     }
 }
 
