@@ -866,9 +866,6 @@ fn qemu_args(spec: &GuestSpec, dir: &Path, initrd: &Path) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     a.extend(["-m".into(), spec.memory_mb.to_string()]);
-    // A hardware RNG, as servers have (RDRAND, TPM): without it the guest kernel's random
-    // generator is seeded only seconds after boot, and hamn's first BMC session waits.
-    a.extend(["-device".into(), "virtio-rng-pci".into()]);
     a.extend([
         "-serial".into(),
         format!("file:{}", dir.join("console.log").display()),
@@ -886,6 +883,11 @@ fn qemu_args(spec: &GuestSpec, dir: &Path, initrd: &Path) -> Vec<String> {
     a.extend(lun_args(spec));
     a.extend(disk_args(spec));
     a.extend(spec.qemu_args.iter().cloned());
+    // A hardware RNG, as servers have (RDRAND, TPM): without it the guest kernel's random
+    // generator is seeded only seconds after boot, and hamn's first BMC session waits.
+    // Last, so that it takes no PCI slot the disks' controllers had (the moved-disks
+    // manifests name bays by PCI path).
+    a.extend(["-device".into(), "virtio-rng-pci".into()]);
     a
 }
 
