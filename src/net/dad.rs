@@ -64,9 +64,11 @@ fn reply_mac(stdout: &str) -> Option<String> {
 
 /// Duplicate address detection (IPv4): the MAC of whoever answered, or None. On Ethernet
 /// hamn probes itself; elsewhere (IP over InfiniBand) arping does.
-pub(super) fn probe_v4(ip: &ServiceIp) -> Result<Option<String>, NetError> {
-    let links = read_links()?;
-    match (ip.address, super::links::ethernet(&links, ip.device())) {
+pub(super) fn probe_v4(
+    ip: &ServiceIp,
+    links: &[super::links::IpLink],
+) -> Result<Option<String>, NetError> {
+    match (ip.address, super::links::ethernet(links, ip.device())) {
         (IpAddr::V4(v4), Some((ifindex, mac))) => probe_arp(ip, v4, ifindex, mac),
         _ => probe_arping(ip),
     }
@@ -148,10 +150,14 @@ fn who_v6(ip: &ServiceIp) -> String {
 
 /// Whoever answers the probe for `ip`, from a probe started earlier (it ran while the
 /// takeover checked and mounted) or from one run now.
-fn verdict(ip: &ServiceIp, probe: Option<super::Probe>) -> Result<Option<String>, NetError> {
+fn verdict(
+    ip: &ServiceIp,
+    links: &[super::links::IpLink],
+    probe: Option<super::Probe>,
+) -> Result<Option<String>, NetError> {
     match probe {
         Some(p) if p.address == ip.address => p.verdict(),
-        _ => probe_v4(ip),
+        _ => probe_v4(ip, links),
     }
 }
 
@@ -163,7 +169,7 @@ pub(super) fn bring_up_v4(
 ) -> Result<super::Up, NetError> {
     // Probed even when the address is already here: a rerun must notice a peer that came
     // back with it.
-    if let Some(mac) = verdict(ip, probe)? {
+    if let Some(mac) = verdict(ip, links, probe)? {
         warn!(%mac, "someone else answers for the service address");
         return Err(NetError::AddressInUse {
             address: ip.address,

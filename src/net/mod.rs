@@ -381,10 +381,11 @@ pub fn ip_present(ip: &ServiceIp) -> Result<bool, NetError> {
 /// who answered. IPv4 only: for IPv6 this returns `None` and the kernel's duplicate address
 /// detection checks the address when [`bring_up`] adds it (see the module documentation).
 pub fn someone_else_answers(ip: &ServiceIp) -> Result<Option<String>, NetError> {
-    let view = links::inspect(&links::read_links()?, ip)?;
+    let links = links::read_links()?;
+    let view = links::inspect(&links, ip)?;
     links::link_usable(ip, &view)?;
     match ip.address {
-        IpAddr::V4(_) => dad::probe_v4(ip),
+        IpAddr::V4(_) => dad::probe_v4(ip, &links),
         IpAddr::V6(_) => {
             info!(address = %ip.address, "IPv6: checked by the kernel's DAD when added");
             Ok(None)
