@@ -9,10 +9,12 @@
 //! Each round boots a fresh mn1 that reserves a fresh LUN and writes to it every 200 ms,
 //! with an ipmi_sim BMC on the host whose "server" is mn1's QEMU, and a fresh mn2 (QEMU
 //! user networking, the BMC at 10.0.2.2) that takes over. Round A: `hamn --json takeover`;
-//! round B: the anchor tools. Four guests in all, at most two at a time.
+//! round B: the anchor tools. Rounds alternate, three of each by default
+//! (HAMN_BENCH_ROUNDS); four guests a pair of rounds, at most two at a time.
 //!
 //! Times come from /proc/uptime inside the TCG guest (10 ms resolution) on a shared
-//! machine, one run each: compare ratios and orders of magnitude, not absolute values.
+//! machine, each number the median of its rounds: compare ratios and orders of magnitude,
+//! not absolute values.
 //! Both sides end with the service address up (hamn: probed, added, first announcement
 //! sent; the anchor: `ip addr add` as xCAT's HA documents do it); no services.
 //!
@@ -308,8 +310,8 @@ struct HamnRun {
     unfence: f64,
 }
 
-fn round_hamn(san: &mut San) -> HamnRun {
-    let lun = san.add_lun(&LunSpec::new(21));
+fn round_hamn(san: &mut San, round: u32) -> HamnRun {
+    let lun = san.add_lun(&LunSpec::new(21 + 2 * round));
     let primary = start_primary(&lun, "A (hamn)");
     let mn2 = run_guest(&standby(MN2_HAMN, &lun, primary.bmc.addr().port()));
     mn2.assert_ok();
@@ -394,8 +396,8 @@ struct AnchorRun {
     total: f64,
 }
 
-fn round_anchor(san: &mut San) -> AnchorRun {
-    let lun = san.add_lun(&LunSpec::new(22));
+fn round_anchor(san: &mut San, round: u32) -> AnchorRun {
+    let lun = san.add_lun(&LunSpec::new(22 + 2 * round));
     let primary = start_primary(&lun, "B (anchor tools)");
     let key = |node: &str| format!("0x{:016x}", hamn::config::node_key(node));
     let (k1, k2) = (key("mn1"), key("mn2"));
@@ -441,6 +443,50 @@ fn round_anchor(san: &mut San) -> AnchorRun {
     }
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Each number the median of the rounds' (not one round's numbers).
+fn median_hamn(runs: &[HamnRun]) -> HamnRun {
+    let per_key = |pick: &dyn Fn(&HamnRun) -> &BTreeMap<String, f64>| {
+        pick(&runs[0])
+            .keys()
+            .map(|k| {
+                let values = runs
+                    .iter()
+                    .filter_map(|r| pick(r).get(k).copied())
+                    .collect();
+                (k.clone(), median(values))
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    HamnRun {
+        steps: per_key(&|r| &r.steps),
+        arrived: per_key(&|r| &r.arrived),
+        wall: median(runs.iter().map(|r| r.wall).collect()),
+        unfence: median(runs.iter().map(|r| r.unfence).collect()),
+    }
+}
+
+fn median_anchor(runs: &[AnchorRun]) -> AnchorRun {
+    let m = |f: &dyn Fn(&AnchorRun) -> f64| median(runs.iter().map(f).collect());
+    AnchorRun {
+        off: m(&|r| r.off),
+        power_wait: m(&|r| r.power_wait),
+        polls_s: m(&|r| r.polls_s),
+        polls: runs.iter().map(|r| r.polls).max().unwrap_or(0),
+        storage: m(&|r| r.storage),
+        preempt_kind: runs[0].preempt_kind.clone(),
+        replay: m(&|r| r.replay),
+        forced: m(&|r| r.forced),
+        mount: m(&|r| r.mount),
+        address: m(&|r| r.address),
+        total: m(&|r| r.total),
+    }
+}
+
 const SERVICE_IP_STEP: &str = "service-ip 192.168.60.10/24";
 
 const W: usize = 46;
@@ -473,10 +519,22 @@ fn main() {
     let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
         return;
     };
+    let rounds: u32 = std::env::var("HAMN_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(3);
     let load_before = loadavg();
-    let a = round_hamn(&mut san);
-    let b = round_anchor(&mut san);
+    // Alternating, so that a drift in the machine's load falls on both sides alike.
+    let mut hamn_runs = Vec::new();
+    let mut anchor_runs = Vec::new();
+    for round in 0..rounds {
+        hamn_runs.push(round_hamn(&mut san, round));
+        anchor_runs.push(round_anchor(&mut san, round));
+    }
     let load_after = loadavg();
+    let a = median_hamn(&hamn_runs);
+    let b = median_anchor(&anchor_runs);
 
     let s = |k: &str| a.steps[k];
     let a_power = s("bmc-check") + s("fence-power");
@@ -495,9 +553,9 @@ fn main() {
 
     println!(
         "takeover from a writing primary to the service address up (services excluded): \
-         2-path LUN (tgtd), ipmi_sim BMC, TCG guests; one run of each on a shared machine, \
-         so noisy; /proc/uptime has 10 ms resolution; host load average {load_before} \
-         before, {load_after} after"
+         2-path LUN (tgtd), ipmi_sim BMC, TCG guests; medians of {rounds} alternating \
+         rounds of each on a shared machine (each number its own median); /proc/uptime has \
+         10 ms resolution; host load average {load_before} before, {load_after} after"
     );
     println!("  {:<W$} {:>9} {:>11}", "step", "hamn", "anchor");
     row(
