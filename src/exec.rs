@@ -629,22 +629,18 @@ fn wait_for(child: &mut Child, timeout: Option<Duration>, own_group: bool) -> io
             stop(child, own_group);
             return Ok(Waited::Interrupted(sig));
         }
-        let elapsed = started.elapsed();
-        let mut nap = pause;
-        if let Some(timeout) = timeout {
-            if elapsed >= timeout {
+        let left = match timeout {
+            Some(timeout) if started.elapsed() >= timeout => {
                 kill_group(child);
                 return Ok(Waited::TimedOut);
             }
-            nap = nap.min(timeout - elapsed);
-        }
+            Some(timeout) => timeout.saturating_sub(started.elapsed()),
+            None => INTERRUPT_LATENCY,
+        };
         match &notifier {
-            Some(fd) => {
-                let left = timeout.map_or(INTERRUPT_LATENCY, |t| t.saturating_sub(elapsed));
-                nap_until_exit(fd, left.min(INTERRUPT_LATENCY));
-            }
+            Some(fd) => nap_until_exit(fd, left.min(INTERRUPT_LATENCY)),
             None => {
-                std::thread::sleep(nap);
+                std::thread::sleep(left.min(pause));
                 pause = (pause * 2).min(INTERRUPT_LATENCY);
             }
         }

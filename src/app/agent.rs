@@ -530,7 +530,7 @@ fn run_password_script(script: &str) -> Result<Secret, AgentError> {
         script: script.to_string(),
         detail,
     };
-    let ran = crate::exec::Command::new(["/bin/sh", "-c", script])
+    let mut ran = crate::exec::Command::new(["/bin/sh", "-c", script])
         .timeout(PASSWORD_SCRIPT_TIMEOUT)
         .run()
         .map_err(|e| match e {
@@ -544,7 +544,6 @@ fn run_password_script(script: &str) -> Result<Secret, AgentError> {
     }
     // The bytes as printed: a password need not be UTF-8, and a lossy conversion would
     // send the BMC a different one.
-    let mut ran = ran;
     let first = ran
         .stdout_bytes
         .split(|b| *b == b'\n')

@@ -7,6 +7,12 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+/// RFC 5227's probe, with its times scaled down (see `dad`): PROBES probes, INTERVAL
+/// apart, and the verdict after LISTEN more.
+pub const PROBES: u32 = 3;
+pub const INTERVAL: Duration = Duration::from_millis(250);
+pub const LISTEN: Duration = Duration::from_millis(500);
+
 const ETH_P_ARP: u16 = 0x0806;
 const OP_REQUEST: u16 = 1;
 /// The ARP payload for Ethernet and IPv4 (RFC 826).
@@ -206,12 +212,6 @@ impl Socket {
         }
     }
 }
-
-/// RFC 5227's probe, with its times scaled down (see `dad`): PROBES probes, INTERVAL
-/// apart, and the verdict after LISTEN more.
-pub const PROBES: u32 = 3;
-pub const INTERVAL: Duration = Duration::from_millis(250);
-pub const LISTEN: Duration = Duration::from_millis(500);
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! Is the service address free? IPv4: ARP probes ask the link (hamn's own on Ethernet,
-//! `arping -D` elsewhere), and `announce` tells it the address is ours. IPv6: the kernel's duplicate address detection
-//! runs when the address is added, and hamn waits for its verdict.
+//! `arping -D` elsewhere), and `announce` tells it the address is ours. IPv6: the
+//! kernel's duplicate address detection runs when the address is added, and hamn waits
+//! for its verdict.
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

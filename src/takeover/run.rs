@@ -251,8 +251,10 @@ pub fn run(
         probe_started: false,
         announcer: None,
     };
+    // IPv4 only: for IPv6 the kernel's duplicate address detection runs when the address
+    // is added.
     let service_ip = steps.iter().find_map(|s| match s {
-        Step::ServiceIp { ip } => Some(ip),
+        Step::ServiceIp { ip } if ip.address.is_ipv4() => Some(ip),
         _ => None,
     });
     let mut events = Vec::new();
