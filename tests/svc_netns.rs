@@ -3,8 +3,9 @@
 //!
 //! Namespace "a" is the standby running hamn; namespace "b" is the link's other side: a
 //! client, or the old primary still holding the address. hamn's functions run in "a" on a
-//! thread that entered it with setns(2): the thread's children (`ip`, `arping`) inherit
-//! its namespace, and the host's interfaces are never touched. The namespace tests need
+//! thread that entered it with setns(2): the thread's netlink and packet sockets and its
+//! children (`arping`) belong to that namespace, and the host's interfaces are never
+//! touched. The namespace tests need
 //! root, `ip` (iproute2), `arping` (iputils-arping) and `ping` (iputils-ping); without
 //! them they print SKIP (and fail when CI is set). The service tests need nothing.
 
@@ -286,6 +287,81 @@ fn bringing_up_twice_changes_nothing_and_take_down_removes_it() {
         assert!(!net::ip_present(&ip).expect("ip_present"));
         net::take_down(&ip).expect("absent is fine");
     });
+}
+
+#[test]
+fn an_alias_address_comes_up_with_its_label_as_xcat_configures_it() {
+    if !netns_possible() {
+        return;
+    }
+    let link = Link::new("9");
+    link.ip_b(&["addr", "add", "10.206.0.2/24", "dev", &link.vb]);
+    let alias = ServiceIp::parse(&ServiceIpConfig {
+        address: "10.206.0.1/24".into(),
+        interface: format!("{}:0", link.va),
+    })
+    .expect("service ip");
+    let shown = link.in_a(|| {
+        let up = net::bring_up(&alias, &fenced(), None).expect("bring_up");
+        assert_eq!(up.outcome, IpOutcome::Added);
+        sh_ok("ip", &["-j", "addr", "show", "dev", &link.va])
+    });
+    let v: serde_json::Value = serde_json::from_str(&shown).expect("ip -j addr");
+    let info = v[0]["addr_info"]
+        .as_array()
+        .expect("addr_info")
+        .iter()
+        .find(|a| a["local"] == "10.206.0.1")
+        .unwrap_or_else(|| panic!("10.206.0.1 not on {}: {shown}", link.va));
+    assert_eq!(info["prefixlen"], 24, "{shown}");
+    assert_eq!(info["label"], format!("{}:0", link.va), "{shown}");
+    link.in_a(|| net::take_down(&alias).expect("take_down"));
+    let after = link.in_a(|| sh_ok("ip", &["-j", "addr", "show", "dev", &link.va]));
+    assert!(!after.contains("10.206.0.1"), "{after}");
+}
+
+#[test]
+fn an_ipv6_address_waits_for_the_kernels_dad_and_a_taken_one_is_refused_and_removed() {
+    if !netns_possible() {
+        return;
+    }
+    let link = Link::new("a");
+    // "b" holds fd00:207::2, as an old primary would (its own DAD done, so that it
+    // defends the address); fd00:207::1 is free.
+    link.ip_b(&["addr", "add", "fd00:207::2/64", "dev", &link.vb]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while link
+        .ip_b(&["addr", "show", "dev", &link.vb, "tentative"])
+        .contains("fd00:207::2")
+    {
+        assert!(Instant::now() < deadline, "b's own DAD never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let free = link.service_ip("fd00:207::1/64");
+    let taken = link.service_ip("fd00:207::2/64");
+    let (up, held, refused, left) = link.in_a(|| {
+        let up = net::bring_up(&free, &fenced(), None).map(|u| u.outcome);
+        let shown = sh_ok("ip", &["-j", "addr", "show", "dev", &free.interface]);
+        let refused = net::bring_up(&taken, &fenced(), None).map(|u| u.outcome);
+        let left = sh_ok("ip", &["-j", "addr", "show", "dev", &free.interface]);
+        (up, shown, refused, left)
+    });
+    assert_eq!(up.expect("the free address"), IpOutcome::Added);
+    let v: serde_json::Value = serde_json::from_str(&held).expect("ip -j addr");
+    let info = v[0]["addr_info"]
+        .as_array()
+        .expect("addr_info")
+        .iter()
+        .find(|a| a["local"] == "fd00:207::1")
+        .unwrap_or_else(|| panic!("fd00:207::1 not there: {held}"));
+    assert!(info.get("tentative").is_none(), "DAD still running: {held}");
+    let e = refused.expect_err("the taken address");
+    assert!(matches!(e, NetError::AddressInUse { .. }), "{e}");
+    assert!(e.to_string().contains("fd00:207::2"), "{e}");
+    assert!(
+        !left.contains("fd00:207::2"),
+        "the duplicate stayed: {left}"
+    );
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::arp;
-use super::links::{IP_ADDR_SHOW, LinkView, inspect, read_links};
-use super::{IP_TIMEOUT, IpOutcome, NetError, ServiceIp, add_argv, argv, del_argv, run, run_ok};
+use super::links::{LinkView, inspect, read_links};
+use super::{IpOutcome, NetError, ServiceIp, add, argv, del, run, run_ok};
 use crate::exec;
 
 /// `arping -D -c 2 -w 3` ends by itself after 3 s; the margin covers a slow start.
@@ -182,7 +182,7 @@ pub(super) fn bring_up_v4(
         info!("already present");
         IpOutcome::AlreadyPresent
     } else {
-        run_ok(&add_argv(ip), IP_TIMEOUT)?;
+        add(ip)?;
         info!("added");
         IpOutcome::Added
     };
@@ -255,7 +255,7 @@ pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<super::Up, 
     let budget = dad_budget(ip)?;
     let refuse = |prefix: u8| -> NetError {
         warn!("IPv6 duplicate address detection failed");
-        if let Err(e) = run_ok(&del_argv(ip, prefix), IP_TIMEOUT) {
+        if let Err(e) = del(ip, prefix) {
             warn!(error = %e, "could not remove the duplicate address");
         }
         NetError::AddressInUse {
@@ -268,7 +268,7 @@ pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<super::Up, 
         Some(h) if h.dadfailed => return Err(refuse(h.prefix)),
         Some(_) => IpOutcome::AlreadyPresent,
         None => {
-            run_ok(&add_argv(ip), IP_TIMEOUT)?;
+            add(ip)?;
             IpOutcome::Added
         }
     };
@@ -277,15 +277,15 @@ pub(super) fn bring_up_v6(ip: &ServiceIp, view: &LinkView) -> Result<super::Up, 
         let held = inspect(&read_links()?, ip)?.here;
         match held {
             None => {
-                return Err(NetError::Unparsable {
-                    command: exec::display(&argv(IP_ADDR_SHOW)),
-                    reason: format!("{} vanished from {}", ip.address, ip.device()),
+                return Err(NetError::Vanished {
+                    address: ip.address,
+                    interface: ip.device().to_string(),
                 });
             }
             Some(h) if h.dadfailed => return Err(refuse(h.prefix)),
             Some(h) if !h.tentative => break,
             Some(h) if Instant::now() >= deadline => {
-                let _ = run_ok(&del_argv(ip, h.prefix), IP_TIMEOUT);
+                let _ = del(ip, h.prefix);
                 return Err(NetError::DadUnfinished {
                     address: ip.address,
                     interface: ip.device().to_string(),

@@ -1,48 +1,11 @@
-//! What the node's interfaces hold, from `ip -j addr show`: whether the service address
-//! is here (and with which prefix, and whether IPv6 DAD still runs or failed), on another
-//! interface, and whether its link can carry it at all.
+//! What the node's interfaces hold, read over rtnetlink (see `rtnl`): whether the
+//! service address is here (and with which prefix, and whether IPv6 DAD still runs or
+//! failed), on another interface, and whether its link can carry it at all.
 
-use std::net::IpAddr;
+use super::rtnl::{self, Link};
+use super::{NetError, ServiceIp};
 
-use serde::Deserialize;
-
-use super::{IP_TIMEOUT, NetError, ServiceIp, argv, run_ok};
-use crate::exec;
-
-/// One interface of `ip -j addr show`.
-#[derive(Debug, Deserialize)]
-pub(super) struct IpLink {
-    #[serde(default)]
-    ifindex: u32,
-    #[serde(default)]
-    ifname: String,
-    /// The link-layer address ("c6:89:80:4f:31:cc" on Ethernet).
-    #[serde(default)]
-    address: Option<String>,
-    #[serde(default)]
-    flags: Vec<String>,
-    #[serde(default)]
-    addr_info: Vec<IpAddrInfo>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct IpAddrInfo {
-    local: Option<String>,
-    prefixlen: Option<u8>,
-    #[serde(default)]
-    tentative: bool,
-    #[serde(default)]
-    dadfailed: bool,
-}
-
-impl IpAddrInfo {
-    fn is(&self, address: IpAddr) -> bool {
-        self.local
-            .as_deref()
-            .and_then(|l| l.parse::<IpAddr>().ok())
-            .is_some_and(|l| l == address)
-    }
-}
+pub(super) type IpLink = Link;
 
 /// The service address as configured on its device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,13 +18,9 @@ pub(super) struct Held {
 /// The device's index and Ethernet address, for announcing an address on it: None for a
 /// device that has no 6-byte link-layer address (not Ethernet-like).
 pub(super) fn ethernet(links: &[IpLink], device: &str) -> Option<(u32, [u8; 6])> {
-    let link = links.iter().find(|l| l.ifname == device)?;
-    let mut mac = [0u8; 6];
-    let mut octets = link.address.as_deref()?.split(':');
-    for byte in &mut mac {
-        *byte = u8::from_str_radix(octets.next()?, 16).ok()?;
-    }
-    (octets.next().is_none() && link.ifindex > 0).then_some((link.ifindex, mac))
+    let link = links.iter().find(|l| l.name == device)?;
+    let mac: [u8; 6] = link.mac.as_deref()?.try_into().ok()?;
+    (link.index > 0).then_some((link.index, mac))
 }
 
 /// What the node's interfaces say about the service address.
@@ -75,52 +34,37 @@ pub(super) struct LinkView {
     pub(super) problem: Option<String>,
 }
 
-pub(super) const IP_ADDR_SHOW: &[&str] = &["ip", "-j", "addr", "show"];
-
-pub(super) fn parse_links(json: &str) -> Result<Vec<IpLink>, NetError> {
-    serde_json::from_str(json.trim()).map_err(|e| NetError::Unparsable {
-        command: exec::display(&argv(IP_ADDR_SHOW)),
-        reason: format!("{e} (JSON output needs iproute2 4.13 or later)"),
-    })
-}
-
 pub(super) fn read_links() -> Result<Vec<IpLink>, NetError> {
-    parse_links(&run_ok(&argv(IP_ADDR_SHOW), IP_TIMEOUT)?.stdout)
+    rtnl::links().map_err(NetError::from)
 }
 
 pub(super) fn inspect(links: &[IpLink], ip: &ServiceIp) -> Result<LinkView, NetError> {
     let device = ip.device();
-    let held = |info: &IpAddrInfo| -> Result<u8, NetError> {
-        info.prefixlen.ok_or_else(|| NetError::Unparsable {
-            command: exec::display(&argv(IP_ADDR_SHOW)),
-            reason: format!("no prefixlen for {}", ip.address),
-        })
-    };
     let mut elsewhere = None;
-    for link in links.iter().filter(|l| l.ifname != device) {
-        if let Some(info) = link.addr_info.iter().find(|a| a.is(ip.address)) {
-            elsewhere = Some((link.ifname.clone(), held(info)?));
+    for link in links.iter().filter(|l| l.name != device) {
+        if let Some(a) = link.addrs.iter().find(|a| a.address == ip.address) {
+            elsewhere = Some((link.name.clone(), a.prefix));
         }
     }
     let link = links
         .iter()
-        .find(|l| l.ifname == device)
+        .find(|l| l.name == device)
         .ok_or_else(|| NetError::NoInterface {
             interface: device.to_string(),
         })?;
-    let here = match link.addr_info.iter().find(|a| a.is(ip.address)) {
-        Some(info) => Some(Held {
-            prefix: held(info)?,
-            tentative: info.tentative,
-            dadfailed: info.dadfailed,
-        }),
-        None => None,
-    };
-    let has = |flag: &str| link.flags.iter().any(|f| f == flag);
-    let problem = if !has("UP") {
+    let here = link
+        .addrs
+        .iter()
+        .find(|a| a.address == ip.address)
+        .map(|a| Held {
+            prefix: a.prefix,
+            tentative: a.tentative,
+            dadfailed: a.dadfailed,
+        });
+    let problem = if !link.up {
         Some("is administratively down".to_string())
-    } else if has("NO-CARRIER") || !has("LOWER_UP") {
-        // arping on a link without carrier hears nobody and would call the address free.
+    } else if !link.carrier {
+        // A probe on a link without carrier hears nobody and would call the address free.
         Some("has no carrier (cable, switch port, or the other end is down)".to_string())
     } else {
         None

@@ -1,9 +1,10 @@
 //! The service address: the address xCAT's clients use, brought up on the node that
 //! takes over (after a duplicate check: nobody else may answer for it) and taken down on
-//! giveback. Through `ip` and `arping`, run by `crate::exec` with a deadline: a command
-//! that hangs is killed and reported, because an unknown outcome is a failure (design
-//! invariant 5). `links` reads what the interfaces hold, `dad` decides whether the
-//! address is free.
+//! giveback. Addresses are read and changed over rtnetlink (`rtnl`, what `ip` does,
+//! without a process); `arping` remains for links that are not Ethernet, run by
+//! `crate::exec` with a deadline. A request that hangs or fails is reported, because an
+//! unknown outcome is a failure (design invariant 5). `links` reads what the interfaces
+//! hold, `dad` decides whether the address is free.
 //!
 //! Bringing the address up takes a [`Fenced`]: an address brought up while the old
 //! primary still serves it splits the cluster's clients between two management nodes.
@@ -29,6 +30,7 @@ mod announce;
 mod arp;
 mod dad;
 mod links;
+mod rtnl;
 
 pub use announce::{Announcer, COUNT as ANNOUNCEMENTS, INTERVAL as ANNOUNCE_INTERVAL};
 
@@ -154,8 +156,17 @@ pub enum NetError {
     ProbeLost { address: IpAddr, reason: String },
     #[error(transparent)]
     Exec(#[from] ExecError),
-    #[error("cannot understand the output of `{command}`: {reason}")]
-    Unparsable { command: String, reason: String },
+    #[error(
+        "{0}; hamn asks the kernel over rtnetlink, as `ip` does: run it as root, in the \
+         node's own network namespace"
+    )]
+    Rtnl(#[from] rtnl::RtnlError),
+    #[error(
+        "{address} vanished from {interface} while its duplicate address detection ran: \
+         something else on this node manages addresses there (NetworkManager, \
+         systemd-networkd?); stop it managing {interface}, then rerun"
+    )]
+    Vanished { address: IpAddr, interface: String },
 }
 
 fn argv(parts: &[&str]) -> Vec<String> {
@@ -175,9 +186,6 @@ fn run_ok(argv: &[String], timeout: Duration) -> Result<Ran, NetError> {
         .timeout(timeout)
         .run_ok()?)
 }
-
-/// `ip` answers from the kernel at once; anything slower is a hung system.
-const IP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Linux's IFNAMSIZ less the terminating NUL.
 const MAX_IFNAME: usize = 15;
@@ -325,6 +333,41 @@ fn check_interface(interface: &str, address: IpAddr) -> Result<(), NetError> {
         }
     }
     Ok(())
+}
+
+/// Add the address (what `ip addr add` does, over netlink).
+fn add(ip: &ServiceIp) -> Result<(), NetError> {
+    let what = format!("`{}` (over netlink)", exec::display(&add_argv(ip)));
+    let index = index_of(ip.device(), &what)?;
+    Ok(rtnl::add_address(
+        index,
+        ip.address,
+        ip.prefix,
+        ip.label(),
+        &what,
+    )?)
+}
+
+/// Remove the address with `prefix` (what `ip addr del` does, over netlink).
+fn del(ip: &ServiceIp, prefix: u8) -> Result<(), NetError> {
+    let what = format!("`{}` (over netlink)", exec::display(&del_argv(ip, prefix)));
+    let index = index_of(ip.device(), &what)?;
+    Ok(rtnl::del_address(index, ip.address, prefix, &what)?)
+}
+
+fn index_of(device: &str, what: &str) -> Result<u32, NetError> {
+    nix::net::if_::if_nametoindex(device).map_err(|e| {
+        if e == nix::errno::Errno::ENODEV {
+            NetError::NoInterface {
+                interface: device.to_string(),
+            }
+        } else {
+            NetError::Rtnl(rtnl::RtnlError {
+                what: what.to_string(),
+                source: e.into(),
+            })
+        }
+    })
 }
 
 fn add_argv(ip: &ServiceIp) -> Vec<String> {
@@ -490,7 +533,7 @@ pub fn take_down(ip: &ServiceIp) -> Result<(), NetError> {
         // Removed with the prefix it has, which may differ from the configured one: whoever
         // set it, the address must not stay on a node that gives back.
         Some(h) => {
-            run_ok(&del_argv(ip, h.prefix), IP_TIMEOUT)?;
+            del(ip, h.prefix)?;
             info!("removed");
             Ok(())
         }
@@ -499,7 +542,7 @@ pub fn take_down(ip: &ServiceIp) -> Result<(), NetError> {
 
 #[cfg(test)]
 mod tests {
-    use super::links::{Held, LinkView, inspect, parse_links};
+    use super::links::{self, Held, LinkView, inspect};
     use super::*;
 
     fn sip(address: &str, interface: &str) -> Result<ServiceIp, NetError> {
@@ -592,25 +635,68 @@ mod tests {
     }
 
     // Recorded from `ip -j addr show` in network namespaces (iproute2 6.1).
-    const LINKS: &str = r#"[
-      {"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"addr_info":[
-        {"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":"lo"}]},
-      {"ifindex":2,"link_index":2,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],
-       "operstate":"UP","address":"c6:89:80:4f:31:cc","addr_info":[
-        {"family":"inet","local":"10.77.0.2","prefixlen":24,"scope":"global","label":"eth0"},
-        {"family":"inet","local":"172.20.0.1","prefixlen":16,"scope":"global","label":"eth0:0"},
-        {"family":"inet6","local":"fd00:77::2","prefixlen":64,"scope":"global","dadfailed":true,"tentative":true},
-        {"family":"inet6","local":"fd00:77::3","prefixlen":64,"scope":"global","tentative":true},
-        {"family":"inet6","local":"fe80::c489:80ff:fe4f:31cc","prefixlen":64,"scope":"link"}]},
-      {"ifindex":3,"ifname":"eth1","flags":["NO-CARRIER","BROADCAST","MULTICAST","UP"],
-       "operstate":"DOWN","addr_info":[]},
-      {"ifindex":4,"ifname":"eth2","flags":["BROADCAST","MULTICAST"],"operstate":"DOWN","addr_info":[
-        {"family":"inet","local":"10.9.0.5","prefixlen":24}]}
-    ]"#;
+    /// What a node with a service alias, IPv6 addresses in DAD, a link without carrier
+    /// and a link that is down looks like to `links::inspect`.
+    fn node_links() -> Vec<rtnl::Link> {
+        let addr = |a: &str, prefix, tentative, dadfailed| rtnl::Addr {
+            address: a.parse().expect("address"),
+            prefix,
+            tentative,
+            dadfailed,
+        };
+        vec![
+            rtnl::Link {
+                index: 1,
+                name: "lo".into(),
+                mac: Some(vec![0; 6]),
+                up: true,
+                carrier: true,
+                addrs: vec![addr("127.0.0.1", 8, false, false)],
+            },
+            rtnl::Link {
+                index: 2,
+                name: "eth0".into(),
+                mac: Some(vec![0xc6, 0x89, 0x80, 0x4f, 0x31, 0xcc]),
+                up: true,
+                carrier: true,
+                addrs: vec![
+                    addr("10.77.0.2", 24, false, false),
+                    addr("172.20.0.1", 16, false, false),
+                    addr("fd00:77::2", 64, true, true),
+                    addr("fd00:77::3", 64, true, false),
+                    addr("fe80::c489:80ff:fe4f:31cc", 64, false, false),
+                ],
+            },
+            rtnl::Link {
+                index: 3,
+                name: "eth1".into(),
+                mac: Some(vec![2, 0, 0, 0, 0, 3]),
+                up: true,
+                carrier: false,
+                addrs: vec![],
+            },
+            rtnl::Link {
+                index: 4,
+                name: "eth2".into(),
+                mac: Some(vec![2, 0, 0, 0, 0, 4]),
+                up: false,
+                carrier: false,
+                addrs: vec![addr("10.9.0.5", 24, false, false)],
+            },
+            rtnl::Link {
+                index: 5,
+                name: "ib0".into(),
+                mac: Some(vec![0x80; 20]),
+                up: true,
+                carrier: true,
+                addrs: vec![],
+            },
+        ]
+    }
 
     #[test]
-    fn ip_json_is_read_into_what_matters() {
-        let links = parse_links(LINKS).expect("parses");
+    fn interfaces_are_read_into_what_matters() {
+        let links = node_links();
         let held = |prefix, tentative, dadfailed| Held {
             prefix,
             tentative,
@@ -642,7 +728,15 @@ mod tests {
         let e = inspect(&links, &sip("10.9.0.5/24", "eth9").expect("ip")).unwrap_err();
         assert!(matches!(e, NetError::NoInterface { .. }), "{e}");
         assert!(e.to_string().contains("eth9"), "{e}");
-        assert!(parse_links("Option \"-j\" is unknown").is_err());
+        assert_eq!(
+            links::ethernet(&links, "eth0"),
+            Some((2, [0xc6, 0x89, 0x80, 0x4f, 0x31, 0xcc]))
+        );
+        assert_eq!(
+            links::ethernet(&links, "ib0"),
+            None,
+            "20-byte IPoIB address"
+        );
     }
 
     #[test]
