@@ -79,10 +79,13 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
             "--manifest, --accept-degraded and --read-write belong to --moved-disks".into(),
         ));
     }
+    tracing::debug!("takeover: reading the configuration");
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     let peer = flows::san::peer(&cfg, args.peer.as_deref())?;
     let statement = args.i_know_the_peer_is_off.then_some(OVERRIDE_SAN);
+    tracing::debug!("takeover: planning");
     let steps = flows::san::plan(&cfg, peer, statement)?;
+    tracing::debug!(steps = steps.len(), "takeover: planned");
     if args.dry_run {
         return Ok(Report {
             human: render_plan(&format!("plan to take over from {}", peer.name), &steps),

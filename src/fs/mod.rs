@@ -29,9 +29,11 @@ use crate::fence::proof::Fenced;
 
 mod ext;
 mod mount;
+mod preload;
 mod xfs;
 
 pub use mount::{is_mounted_at, mount, mountpoints_of, remount_rw, unmount};
+pub use preload::{Preload, preload};
 
 /// What `check` may do beyond replaying the journal or log; hamn.toml names it, so the
 /// configuration owns the type.

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::Serialize;
-use tracing::info_span;
+use tracing::{debug, info_span};
 
 use super::events::{Event, Outcome};
 use super::journal::{self, Journal, State};
@@ -215,6 +215,8 @@ struct Run<'a> {
     /// The service address's duplicate check, started once fencing is done.
     probe: Option<crate::net::Probe>,
     probe_started: bool,
+    /// The filesystem modules being loaded while the checks run.
+    modules: Option<fs::Preload>,
     /// The service address's announcement repeats: dropped (stopped) if the run fails.
     announcer: Option<crate::net::Announcer>,
 }
@@ -228,6 +230,7 @@ pub fn run(
     let flow = ctx.flow.name();
     // Before anything is read or written: a second run refuses here, naming the first.
     let mut lock = super::lock::RunLock::acquire(&ctx.journal, flow, &ctx.peer)?;
+    debug!("run lock held");
     // From here on SIGTERM and SIGINT stop the current command and end the run, journaled.
     let _signals = crate::exec::arm_interrupts().map_err(EngineError::Signals)?;
     let (mut journal, resumed) = match Journal::load(&ctx.journal)? {
@@ -249,6 +252,7 @@ pub fn run(
         profiles: None,
         probe: None,
         probe_started: false,
+        modules: None,
         announcer: None,
     };
     // IPv4 only: for IPv6 the kernel's duplicate address detection runs when the address
@@ -268,10 +272,15 @@ pub fn run(
         if let Some(sig) = crate::exec::interrupted() {
             return Err(r.interrupted(&id, sig, "before the step began")?);
         }
-        if let Some(ip) = service_ip
-            && !is_fencing(step)
-        {
-            r.start_probe(step, ip)?;
+        if !is_fencing(step) {
+            // Once the peer is fenced, and not before: the fencing race for the storage
+            // is decided by who is faster, so nothing competes with it for the CPU.
+            if r.modules.is_none() {
+                r.modules = Some(fs::preload(&fs_types(steps)));
+            }
+            if let Some(ip) = service_ip {
+                r.start_probe(step, ip)?;
+            }
         }
         r.journal.record(&id, State::Started, "")?;
         let result = r.step(step);
@@ -355,6 +364,17 @@ fn is_fencing(step: &Step) -> bool {
             | Step::FencePower { .. }
             | Step::FenceOverride { .. }
     )
+}
+
+/// The filesystem types the plan checks or mounts.
+fn fs_types(steps: &[Step]) -> Vec<String> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Check { fs } | Step::Mount { fs } => Some(fs.fs_type.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Steps whose effect is a state that can vanish between runs (a mount).
