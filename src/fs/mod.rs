@@ -1,6 +1,7 @@
 //! Filesystem check and mount: the public face of the `fs` adapter. `ext` and `xfs` hold
-//! each family's checker and what its exit statuses mean, `mount` the mount table and
-//! (un)mounting; `blkid_probe` says what a device holds.
+//! each family's checker and what its exit statuses mean, `extsb` the ext superblock
+//! hamn reads itself, `mount` the mount table and (un)mounting; `blkid_probe` says what
+//! a device holds.
 //!
 //! The invariant: a filesystem is mounted only after its check passed, and the check
 //! examined the filesystem that will actually be mounted. After a failover the peer
@@ -28,6 +29,7 @@ use crate::exec::{self, ExecError};
 use crate::fence::proof::Fenced;
 
 mod ext;
+pub mod extsb;
 mod mount;
 mod preload;
 mod xfs;
@@ -39,11 +41,16 @@ pub use preload::{Preload, preload};
 /// configuration owns the type.
 pub use crate::config::Policy;
 
-/// One command that was run, with what its exit meant.
+/// One command that was run, or one thing hamn did itself, with what its result meant.
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
+    /// The command line, or for `in_process` what hamn did ("read the superblock of ...").
     pub command: String,
+    /// None: killed by a signal, or no process at all (`in_process`).
     pub exit: Option<i32>,
+    /// Done by hamn itself, without running a program.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_process: bool,
     pub meaning: String,
     pub seconds: f64,
 }
@@ -97,9 +104,12 @@ pub struct Mounted {
 pub struct Refusal {
     pub device: PathBuf,
     pub fs_type: String,
-    /// The command whose result decided the refusal.
+    /// The command whose result decided the refusal, or what hamn itself did.
     pub command: String,
     pub exit: Option<i32>,
+    /// `command` is something hamn did itself; there is no exit status.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub in_process: bool,
     pub meaning: String,
     /// The relevant lines of the checker's output.
     pub said: Vec<String>,
@@ -111,13 +121,21 @@ impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} filesystem on {} is NOT checked; do not mount it: `{}` {} ({})",
+            "{} filesystem on {} is NOT checked; do not mount it: ",
             self.fs_type,
             self.device.display(),
-            self.command,
-            exit_text(self.exit),
-            self.meaning
         )?;
+        if self.in_process {
+            write!(f, "{} failed ({})", self.command, self.meaning)?;
+        } else {
+            write!(
+                f,
+                "`{}` {} ({})",
+                self.command,
+                exit_text(self.exit),
+                self.meaning
+            )?;
+        }
         if !self.said.is_empty() {
             write!(f, ". It said:")?;
             for l in &self.said {
@@ -268,10 +286,13 @@ fn display_command(tool: &str, args: &[OsString]) -> String {
     exec::display(&argv)
 }
 
-/// A finished checker or mount command, as the records and refusals show it.
+/// A finished checker or mount command, or a step hamn did itself, as the records and
+/// refusals show it.
 struct Ran {
     command: String,
     exit: Option<i32>,
+    /// No program ran: `command` says what hamn did, `exit` is None.
+    in_process: bool,
     /// stderr first: that is where the tools say why they stopped ("e2fsck: MMP: ...",
     /// "Bad magic number"), which must survive the cut to a few lines.
     output: String,
@@ -288,6 +309,7 @@ fn run(tool: &str, args: &[OsString]) -> Result<Ran, FsError> {
     let ran = cmd.run()?;
     Ok(Ran {
         exit: ran.exit(),
+        in_process: false,
         output: ran.output_stderr_first(),
         seconds: ran.seconds,
         command: ran.command,
@@ -314,7 +336,7 @@ fn relevant_lines(output: &str, max: usize) -> Vec<String> {
         "dmesg(1) may have more information",
     ];
     let is_banner = |l: &str| {
-        ["e2fsck ", "dumpe2fs ", "xfs_repair version"]
+        ["e2fsck ", "xfs_repair version"]
             .iter()
             .any(|p| l.starts_with(p) && l.contains('('))
     };
@@ -349,6 +371,7 @@ impl Record<'_> {
         self.steps.push(Step {
             command: ran.command.clone(),
             exit: ran.exit,
+            in_process: ran.in_process,
             meaning: meaning.to_string(),
             seconds: ran.seconds,
         });
@@ -361,6 +384,7 @@ impl Record<'_> {
             fs_type: self.fs_type.to_string(),
             command: ran.command.clone(),
             exit: ran.exit,
+            in_process: ran.in_process,
             meaning: meaning.to_string(),
             said: relevant_lines(&ran.output, SAID_LINES),
             next,
@@ -521,7 +545,8 @@ mod tests {
     fn plans_list_the_replay_before_the_check() {
         let dev = Path::new("/dev/md/box1:0");
         let p = plan(dev, "ext4", Policy::CheckOnly);
-        assert_eq!(p[0], "dumpe2fs -h /dev/md/box1:0");
+        assert!(p[0].starts_with("read the superblock of /dev/md/box1:0  # by hamn itself"));
+        assert!(p[0].contains("needs_recovery?"), "{}", p[0]);
         assert!(p[1].starts_with("e2fsck -p -E journal_only /dev/md/box1:0"));
         assert!(p[1].contains("needs_recovery"));
         assert_eq!(p[2], "e2fsck -f -n /dev/md/box1:0");
@@ -590,6 +615,7 @@ mod tests {
             fs_type: "ext4".into(),
             command: "e2fsck -f -n /dev/sdb1".into(),
             exit: Some(4),
+            in_process: false,
             meaning: "errors left uncorrected".into(),
             said: vec!["Inode 12 has illegal block(s).".into()],
             next: vec!["`e2fsck -f /dev/sdb1` repairs interactively".into()],
@@ -603,5 +629,28 @@ mod tests {
         ] {
             assert!(t.contains(want), "{want:?} missing in:\n{t}");
         }
+    }
+
+    #[test]
+    fn a_refusal_by_hamn_itself_claims_no_exit_status() {
+        let r = Refusal {
+            device: "/dev/sdb1".into(),
+            fs_type: "ext4".into(),
+            command: "read the superblock of /dev/sdb1".into(),
+            exit: None,
+            in_process: true,
+            meaning: "the superblock cannot be read".into(),
+            said: vec!["Bad magic number in super-block".into()],
+            next: vec![],
+        };
+        let t = FsError::Refused(r).to_string();
+        assert!(
+            t.contains(
+                "do not mount it: read the superblock of /dev/sdb1 failed (the superblock \
+                 cannot be read)"
+            ),
+            "{t}"
+        );
+        assert!(!t.contains("signal") && !t.contains('`'), "{t}");
     }
 }
