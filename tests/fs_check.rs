@@ -737,4 +737,65 @@ fn a_block_device_is_checked_and_recognised_when_mounted() {
     // Recognised by major:minor in the mount table.
     assert!(hfs::mount(&c, &mnt, true).expect("idempotent").already);
     hfs::unmount(&mnt).expect("unmounted");
+
+    // Through a symlink, as /dev/md/hamn-0 names md127: hamn calls mount(2) with the
+    // canonical path, as mount(8) did, so the table shows the kernel's name (issue 13).
+    let link = dir.path().join("disk");
+    std::os::unix::fs::symlink(&loopdev, &link).expect("symlink");
+    let c = hfs::check(&link, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
+    hfs::mount(&c, &mnt, true).expect("mounted");
+    let table = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let line = table
+        .lines()
+        .find(|l| l.split(' ').nth(4) == mnt.to_str())
+        .expect("in the table");
+    assert!(line.contains(&format!(" - ext4 {loopdev} ro")), "{line}");
+    assert!(hfs::is_mounted_at(&link, &mnt));
+    hfs::unmount(&mnt).expect("unmounted");
+}
+
+/// A block device goes through mount(2) itself; where mount(8) would have retried a
+/// write-protected device read-only, a takeover that asked for read-write fails, naming
+/// the errno, the device, the mount point and the command to do the same by hand.
+#[test]
+fn a_write_protected_device_is_not_mounted_read_write() {
+    if !tools(&["mkfs.ext4", "e2fsck", "losetup"]) || !loop_mounts() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let img = ext4(dir.path(), "ro.img", &[]);
+    let out = sh("losetup", &["--find", "--show", "--read-only", s(&img)]);
+    if !out.status.success() {
+        skip_or_panic(&format!(
+            "losetup: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        return;
+    }
+    let loopdev = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _detach = Detach(loopdev.clone());
+    let dev = Path::new(&loopdev);
+    let c = hfs::check(dev, "ext4", Policy::CheckOnly, &fenced(), "peer").expect("checked");
+    let mnt = dir.path().join("mnt");
+    let _guard = Unmount(mnt.clone());
+    let e = hfs::mount(&c, &mnt, false).expect_err("write-protected");
+    let text = e.to_string();
+    eprintln!("{text}\n");
+    assert!(matches!(e, FsError::MountCall { .. }), "{text}");
+    for want in [
+        format!("mount(2) of {loopdev} on {}", mnt.display()),
+        "write-protected".to_string(),
+        format!("`mount -t ext4 {loopdev} {}`", mnt.display()),
+        "dmesg".to_string(),
+    ] {
+        assert!(text.contains(&want), "{want:?} missing in:\n{text}");
+    }
+    assert!(hfs::mountpoints_of(dev).expect("table").is_empty());
+    // Read-only is what it can do.
+    assert!(
+        hfs::mount(&c, &mnt, true)
+            .expect("mounted read-only")
+            .read_only
+    );
+    hfs::unmount(&mnt).expect("unmounted");
 }

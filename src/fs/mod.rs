@@ -215,12 +215,28 @@ pub enum FsError {
         said: Vec<String>,
     },
     #[error(
-        "`{command}` reported success, but {device} is not mounted on {mountpoint} \
+        "mount(2) of {device} on {mountpoint} failed: {errno}{}; nothing was mounted. \
+         `dmesg | tail` says why; once that is fixed, run again (by hand, the same \
+         mount is `{equivalent}`)",
+        if hint.is_empty() { String::new() } else { format!(" ({hint})") }
+    )]
+    MountCall {
+        device: PathBuf,
+        mountpoint: PathBuf,
+        errno: nix::errno::Errno,
+        /// What the errno most likely means here; may be empty.
+        hint: String,
+        /// The mount(8) command that does the same.
+        equivalent: String,
+    },
+    #[error(
+        "{command} reported success, but {device} is not mounted on {mountpoint} \
          afterwards ({found}); not using it"
     )]
     NotMountedAfter {
         device: PathBuf,
         mountpoint: PathBuf,
+        /// How it was mounted: "`mount ...`" or "mount(2), as `mount ...`,".
         command: String,
         found: String,
     },

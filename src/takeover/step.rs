@@ -280,9 +280,11 @@ impl Step {
                 v.extend(crate::fs::plan(&dev, &fs.fs_type, fs.policy));
                 v
             }
+            // hamn makes the mount(2) call itself (issue 13); the line is the mount(8)
+            // command that does the same, for the admin.
             Step::Mount { fs } => match &fs.mountpoint {
                 Some(mp) => vec![format!(
-                    "mount -t {} -o {} {} {}",
+                    "mount -t {} -o {} {} {}   # done by hamn with mount(2)",
                     fs.fs_type,
                     if fs.read_only { "ro" } else { "rw" },
                     shown_device(&fs.device).display(),
