@@ -269,8 +269,6 @@ fn mount_image(
     Ok((format!("`{}`", ran.command), ran.seconds))
 }
 
-/// Unmount `mountpoint`; nothing mounted there is success. Never lazy: a lazy unmount
-/// would let the filesystem live on, invisibly, while the takeover thinks it is gone.
 /// Remount a filesystem that a takeover mounted read-only, read-write: the admin looked
 /// and now lets xCAT write.
 /// `fenced` must be a proof for `owner`, whose filesystem this is.
@@ -297,6 +295,8 @@ pub fn remount_rw(mountpoint: &Path, fenced: &Fenced, owner: &str) -> Result<(),
     Ok(())
 }
 
+/// Unmount `mountpoint`; nothing mounted there is success. Never lazy: a lazy unmount
+/// would let the filesystem live on, invisibly, while the takeover thinks it is gone.
 pub fn unmount(mountpoint: &Path) -> Result<(), FsError> {
     let _span = info_span!("fs-unmount", mountpoint = %mountpoint.display()).entered();
     let mp = match stdfs::canonicalize(mountpoint) {
