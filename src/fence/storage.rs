@@ -4,13 +4,48 @@
 //! PREEMPT is atomic at the array: when both nodes take over at once, exactly one wins;
 //! the loser finds its key gone and stops before it touches its peer's power.
 
-use tracing::info;
+use std::thread::JoinHandle;
+
+use tracing::{debug, info};
 
 use super::FenceError;
 use super::proof::{FenceMethod, Fenced};
 use crate::profiles::Profiles;
 use crate::scsi::pr::{Key, PrType};
 use crate::scsi::reserve::{self, Lun, LunReport, PrError};
+
+/// The keys and the holder on every path of every shared LUN, read while the BMC check
+/// runs (both only read, and neither needs the other), so that the storage fence starts
+/// with its first write. The fence decides from this read which paths may carry its
+/// PREEMPT, and still proves itself only from its own read-back afterwards: a change in
+/// between (the peer preempting first) makes the PREEMPT fail and the run stop.
+#[derive(Debug)]
+pub struct Survey {
+    thread: JoinHandle<Vec<LunReport>>,
+}
+
+/// Start reading every path of `luns` in the background.
+pub fn start_survey(luns: Vec<Lun>) -> Option<Survey> {
+    let span = tracing::Span::current();
+    std::thread::Builder::new()
+        .name("pr-survey".into())
+        .spawn(move || {
+            let _span = span.entered();
+            // A LUN that cannot be read now is read again by the fence itself.
+            luns.iter()
+                .filter_map(|l| reserve::status(l).ok())
+                .collect()
+        })
+        .map_err(|e| debug!(error = %e, "no thread for the survey; the fence reads itself"))
+        .ok()
+        .map(|thread| Survey { thread })
+}
+
+impl Survey {
+    fn reports(self) -> Vec<LunReport> {
+        self.thread.join().unwrap_or_default()
+    }
+}
 
 /// Preempt `victim`'s key (node `node`) on every LUN and prove it from the read-back.
 ///
@@ -19,6 +54,8 @@ use crate::scsi::reserve::{self, Lun, LunReport, PrError};
 /// every LUN shows no holder and no victim key, the proof says `Released`, and the
 /// takeover need not power the peer off. `released_earlier`: an interrupted run of this
 /// takeover found it so and reserved already (this node holds, the victim is absent).
+/// `survey`: the paths as read during the BMC check, if they were; else they are read now.
+#[allow(clippy::too_many_arguments)]
 pub fn tiebreak(
     node: &str,
     own: Key,
@@ -27,13 +64,22 @@ pub fn tiebreak(
     luns: &[Lun],
     profiles: &Profiles,
     released_earlier: bool,
+    survey: Option<Survey>,
 ) -> Result<Fenced, FenceError> {
     let own_text = reserve::key_text(own);
     let victim_text = reserve::key_text(victim);
+    let mut surveyed = survey.map(Survey::reports).unwrap_or_default();
     let mut reports = Vec::new();
     let mut released = !luns.is_empty();
     for lun in luns {
-        released &= reserve::status(lun).is_ok_and(|s| {
+        let before = match surveyed.iter().position(|r| r.lun == lun.name) {
+            Some(i) => {
+                debug!(lun = %lun.name, "paths as read during the BMC check");
+                Ok(surveyed.swap_remove(i))
+            }
+            None => reserve::status(lun),
+        };
+        released &= before.as_ref().is_ok_and(|s| {
             s.paths.iter().all(|p| {
                 p.ok && !p.keys.contains(&victim_text)
                     && (p.holder.is_none()
@@ -41,7 +87,11 @@ pub fn tiebreak(
             })
         });
         let profile = reserve::profile_for(lun, profiles);
-        match reserve::preempt_tiebreak(lun, own, victim, ty, profile) {
+        let before = before.map_err(|source| FenceError::Reservation {
+            node: node.to_string(),
+            source,
+        })?;
+        match reserve::preempt_tiebreak(lun, own, victim, ty, profile, before) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 // A failed PREEMPT after which our key is gone: the peer won the race.

@@ -503,14 +503,15 @@ pub fn preempt(
 /// key is still registered. The node that loses finds its key gone from every path and
 /// stops; it must not register again first, or it would undo the winner's preempt.
 /// Only after a successful preempt are this node's remaining paths registered.
+/// `before`: every path of `lun` as [`status`] read it just before.
 pub fn preempt_tiebreak(
     lun: &Lun,
     key: Key,
     victim: Key,
     ty: PrType,
     profile: Option<&StorageProfile>,
+    before: LunReport,
 ) -> Result<LunReport, PrError> {
-    let before = status(lun)?;
     let unread: Vec<String> = before
         .paths
         .iter()

@@ -217,6 +217,8 @@ struct Run<'a> {
     probe_started: bool,
     /// The filesystem modules being loaded while the checks run.
     modules: Option<fs::Preload>,
+    /// The shared LUNs' paths, read while the BMC check runs.
+    survey: Option<fence::storage::Survey>,
     /// The service address's announcement repeats: dropped (stopped) if the run fails.
     announcer: Option<crate::net::Announcer>,
 }
@@ -253,6 +255,7 @@ pub fn run(
         probe: None,
         probe_started: false,
         modules: None,
+        survey: None,
         announcer: None,
     };
     // IPv4 only: for IPv6 the kernel's duplicate address detection runs when the address
@@ -271,6 +274,14 @@ pub fn run(
         lock.set_step(&id);
         if let Some(sig) = crate::exec::interrupted() {
             return Err(r.interrupted(&id, sig, "before the step began")?);
+        }
+        if matches!(step, Step::BmcCheck { .. })
+            && let Some(luns) = steps.iter().find_map(|s| match s {
+                Step::FenceStorage { luns, .. } => Some(luns.clone()),
+                _ => None,
+            })
+        {
+            r.survey = fence::storage::start_survey(luns);
         }
         if !is_fencing(step) {
             // Once the peer is fenced, and not before: the fencing race for the storage
@@ -529,6 +540,7 @@ impl Run<'_> {
                 let victim = Key(p.pr_key());
                 let ty = reserve::pr_type(cfg.storage.reservation_type);
                 let luns = luns.clone();
+                let survey = self.survey.take();
                 let released_earlier = self.journal.entries.iter().any(|e| {
                     e.step == step.id() && e.state == State::Done && e.detail.contains(GIVEN_BACK)
                 });
@@ -540,6 +552,7 @@ impl Run<'_> {
                     &luns,
                     self.profiles()?,
                     released_earlier,
+                    survey,
                 )
                 .map_err(EngineError::Fence)?;
                 let names = luns
