@@ -211,6 +211,34 @@ fn a_bmc_that_is_not_running_makes_status_exit_1() {
     assert_eq!(out.status.code(), Some(1), "{}", show(&out));
 }
 
+/// As pacemaker-fenced starts and monitors a fence device: no port, no nodename.
+fn device_monitor(mn1: &peer::Peer) -> std::process::Output {
+    run(&format!(
+        "action=monitor\npower_timeout=2\nconfig={}\n",
+        mn1.config_path().display()
+    ))
+}
+
+#[test]
+fn the_device_starts_and_is_monitored_without_a_node_and_fails_when_its_bmc_is_gone() {
+    let Some(mut mn1) = peer::failed_primary(SimOptions::default()) else {
+        return;
+    };
+    let out = device_monitor(&mn1);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(mn1.bmc.server_alive(), "a monitor powers nothing off");
+    // The BMC is gone (unplugged, crashed): the device is not ready, and says whose.
+    mn1.bmc.kill_bmc();
+    let out = device_monitor(&mn1);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mn1") && err.contains("127.0.0.1"),
+        "{}",
+        show(&out)
+    );
+}
+
 #[test]
 fn a_password_in_argv_is_refused_with_the_reason() {
     let out = agent()

@@ -1017,6 +1017,13 @@ sh $A monitor; echo $? > /out/monitor-before.rc
 sh $A validate-all; echo $? > /out/validate.rc
 sh $A start > /out/start.txt 2>&1; echo $? > /out/start.rc
 sh $A monitor; echo $? > /out/monitor-started.rc
+# The xcatd stand-in dies: the storage is still here, but users lack xcatd. Pacemaker
+# then recovers the resource: stop, then start.
+rm -f /run/xcatd.up
+sh $A monitor 2> /out/monitor-gone.err; echo $? > /out/monitor-gone.rc
+sh $A stop > /out/recover-stop.txt 2>&1; echo $? > /out/recover-stop.rc
+sh $A start > /out/recover-start.out 2> /out/recover-start.err; echo $? > /out/recover-start.rc
+sh $A monitor; echo $? > /out/monitor-recovered.rc
 sh $A start > /out/start2.txt 2>&1; echo $? > /out/start2.rc
 tail -1 /install/synced > /out/line.txt 2>&1
 sh $A stop > /out/stop.txt 2>&1; echo $? > /out/stop.rc
@@ -1051,6 +1058,10 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
         ("validate.rc", 0),
         ("start.rc", 0),
         ("monitor-started.rc", 0),
+        ("monitor-gone.rc", 1),
+        ("recover-stop.rc", 0),
+        ("recover-start.rc", 0),
+        ("monitor-recovered.rc", 0),
         ("start2.rc", 0),
         ("stop.rc", 0),
         ("monitor-stopped.rc", 7),
@@ -1066,4 +1077,15 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
         );
     }
     assert_eq!(run.out("line.txt").trim(), "line 19");
+    let gone = run.out("monitor-gone.err");
+    assert!(
+        gone.contains("users lack") && gone.contains("service xcatd: not ready"),
+        "the monitor names what the users lack: {gone}"
+    );
+    // Progress is information for Pacemaker's log (stdout), not "error output".
+    let (out, err) = (run.out("recover-start.out"), run.out("recover-start.err"));
+    assert!(
+        out.contains("hamn: mount /install") && !err.contains("hamn: mount /install"),
+        "progress on stdout only:\nstdout:\n{out}\nstderr:\n{err}"
+    );
 }

@@ -89,7 +89,7 @@ fn monitor_with(status: &str, rc: i32, ocf_minor: Option<&str>) -> (Option<i32>,
     )
 }
 
-const RUNNING: &str = r#"{"luns":[{"lun":"a","held_by":"this node"}],"mounts":[{"mounted":true}],"journal":{"complete":true}"#;
+const RUNNING: &str = r#"{"luns":[{"lun":"a","held_by":"this node"}],"mounts":[{"mounted":true}],"users_lack":[],"journal":{"complete":true}"#;
 
 #[test]
 fn a_returning_peer_is_an_alarm_of_the_monitor_that_does_not_stop_the_resource() {
@@ -106,6 +106,21 @@ fn a_returning_peer_is_an_alarm_of_the_monitor_that_does_not_stop_the_resource()
     assert!(stderr.contains(alarm), "{stderr}");
     let (code, _) = monitor_with(&with_alarm, 1, Some("0"));
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn the_storage_without_what_users_see_is_a_monitor_failure_that_names_it() {
+    let lacking = RUNNING.replace(
+        r#""users_lack":[]"#,
+        r#""users_lack":["service xcatd: not ready"]"#,
+    );
+    let (code, stderr) = monitor_with(&format!("{lacking},\"alarms\":[]}}"), 0, Some("1"));
+    assert_eq!(code, Some(1), "OCF_ERR_GENERIC: {stderr}");
+    assert!(stderr.contains("service xcatd: not ready"), "{stderr}");
+    let silent = RUNNING.replace(r#""users_lack":[],"#, "");
+    let (code, stderr) = monitor_with(&format!("{silent},\"alarms\":[]}}"), 0, Some("1"));
+    assert_eq!(code, Some(1), "unknown is no: {stderr}");
+    assert!(stderr.contains("does not say"), "{stderr}");
 }
 
 #[test]

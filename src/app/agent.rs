@@ -588,6 +588,12 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
         "off" | "on" | "reboot" | "status" | "monitor" | "validate-all" => {}
         other => return Err(AgentError::Usage(format!("Unrecognised action '{other}'"))),
     }
+    let named = ["plug", "nodename", "ip"]
+        .iter()
+        .any(|n| inputs.get(n).is_some());
+    if action == "monitor" && !named {
+        return monitor_device(inputs, timeout);
+    }
     let (peer, _) = target(inputs)?;
     let profiles = Profiles::load().map_err(CommandError::from)?;
     if action == "validate-all" {
@@ -637,6 +643,43 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
             Ok(report(line, exit, serde_json::json!({"power": state})))
         }
     }
+}
+
+/// `monitor` with no node: the device itself, as fence-agents' agents answer it without a
+/// target. Pacemaker starts and monitors every fence device this way. A fence_hamn device
+/// stands for the peers of this node's hamn.toml: each peer fenced through its power
+/// must have a BMC that opens a session with the stored credentials and reports a power
+/// state, or the device is not ready (exit 1, naming the peer, the BMC and why).
+fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, AgentError> {
+    let path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
+    let cfg = Config::load(&path)?;
+    if cfg.peers.is_empty() {
+        return Err(AgentError::Usage(format!(
+            "{} lists no peer, so this device can fence nobody: add a [peers.NAME] table",
+            path.display()
+        )));
+    }
+    let profiles = Profiles::load().map_err(CommandError::from)?;
+    let mut lines = Vec::new();
+    let mut json = serde_json::Map::new();
+    for peer in cfg.peers.values() {
+        if !peer.fencing.contains(&crate::config::FencingKind::Power) {
+            lines.push(format!("{}: fenced at the storage only; no BMC", peer.name));
+            json.insert(peer.name.clone(), serde_json::json!({"bmc": null}));
+            continue;
+        }
+        let state = read_status(peer, &profiles, timeout)?;
+        lines.push(format!(
+            "{}: BMC {} answers, power {state}",
+            peer.name, peer.bmc.address
+        ));
+        json.insert(
+            peer.name.clone(),
+            serde_json::json!({"bmc": peer.bmc.address, "power": state}),
+        );
+    }
+    tracing::info!("{}", lines.join("; "));
+    Ok(report("", EXIT_OK, serde_json::Value::Object(json)))
 }
 
 fn off_line(f: &crate::fence::Fenced) -> &'static str {

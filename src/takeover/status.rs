@@ -22,6 +22,9 @@ pub struct Status {
     pub service_ip: Option<String>,
     /// Each service and whether its readiness check passes now.
     pub services: Vec<(String, String)>,
+    /// What the cluster's users lack on this node: the service address not here, a
+    /// service not ready. Empty on a node serving them fully (or with nothing to serve).
+    pub users_lack: Vec<String>,
     pub journal: Option<JournalSummary>,
     /// What could not be read.
     pub unknown: Vec<String>,
@@ -258,6 +261,7 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
             None
         }
     };
+    let users_lack = users_lack(service_ip.as_deref(), &services);
     Status {
         node: cfg.map_or_else(crate::config::hostname, |c| c.node.clone()),
         own_key: own,
@@ -267,10 +271,27 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
         mounts,
         service_ip,
         services,
+        users_lack,
         journal,
         unknown,
         alarms,
     }
+}
+
+/// The service address unless it is present here, and every service not ready.
+fn users_lack(service_ip: Option<&str>, services: &[(String, String)]) -> Vec<String> {
+    let mut lack: Vec<String> = service_ip
+        .filter(|s| !s.ends_with(": present here"))
+        .map(|s| format!("service address {s}"))
+        .into_iter()
+        .collect();
+    lack.extend(
+        services
+            .iter()
+            .filter(|(_, state)| state != "ready")
+            .map(|(name, state)| format!("service {name}: {state}")),
+    );
+    lack
 }
 
 /// The journal's fencing steps: one of them done against `peer` means this node took
@@ -481,6 +502,25 @@ mod tests {
     }
 
     #[test]
+    fn what_users_lack_is_the_address_not_here_and_every_service_not_ready() {
+        let services = vec![
+            ("xcatd".to_string(), "ready".to_string()),
+            ("dhcpd".to_string(), "not ready".to_string()),
+            ("named".to_string(), "unknown: timeout".to_string()),
+        ];
+        assert_eq!(
+            users_lack(Some("10.0.0.1/24 on eth0: not here"), &services),
+            [
+                "service address 10.0.0.1/24 on eth0: not here",
+                "service dhcpd: not ready",
+                "service named: unknown: timeout"
+            ]
+        );
+        assert!(users_lack(Some("10.0.0.1/24 on eth0: present here"), &services[..1]).is_empty());
+        assert!(users_lack(None, &[]).is_empty());
+    }
+
+    #[test]
     fn the_alarm_and_the_restore_policy_are_rendered() {
         let s = Status {
             node: "mn2".into(),
@@ -491,6 +531,7 @@ mod tests {
             mounts: Vec::new(),
             service_ip: None,
             services: Vec::new(),
+            users_lack: Vec::new(),
             journal: None,
             unknown: Vec::new(),
             alarms: vec!["ALARM: x".into()],
