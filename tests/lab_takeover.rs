@@ -934,6 +934,88 @@ hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 exit 0
 "#;
 
+/// mn2 as Pacemaker's fencer would run fence_hamn for a node whose BMC died with it:
+/// the power level fails, the storage level (fencing=storage) fences.
+const MN2_FENCE_LEVELS: &str = r#"
+set +e
+export HAMN_UNUSED=not-the-password
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+F="sh /usr/sbin/fence_hamn"
+printf 'action=monitor\nfencing=storage\n' | $F > /out/monitor.txt 2>&1; echo $? > /out/monitor.rc
+printf 'action=status\nfencing=storage\nport=mn1\n' | $F > /out/status-before.txt 2>&1; echo $? > /out/status-before.rc
+printf 'action=off\nport=mn1\npower_timeout=3\n' | $F > /out/power-off.txt 2>&1; echo $? > /out/power-off.rc
+printf 'action=off\nfencing=storage\nport=mn1\n' | $F > /out/off.txt 2>&1; echo $? > /out/off.rc
+printf 'action=status\nfencing=storage\nport=mn1\n' | $F > /out/status-after.txt 2>&1; echo $? > /out/status-after.rc
+printf 'action=on\nfencing=storage\nport=mn1\n' | $F > /out/on-other.txt 2>&1; echo $? > /out/on-other.rc
+hamn pr status --all-shared > /out/pr-after.txt 2>&1
+exit 0
+"#;
+
+#[test]
+fn a_node_whose_bmc_died_with_it_is_fenced_by_fence_hamns_storage_level() {
+    if !support::lab::require_lab() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(8));
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_WRITING, true));
+    mn1.guest.wait_for_line("MN1-SYNCED 3");
+    let mut fencer = node("mn2", "mn1", &lun, MN2_FENCE_LEVELS, true);
+    fencer.files.push((
+        "/usr/sbin/fence_hamn".into(),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
+    ));
+    let mn2 = run_guest(&fencer);
+    mn2.assert_ok();
+    let show = |f: &str| format!("{f}: {}", mn2.out(f));
+    assert_eq!(rc(&mn2, "monitor.rc"), 0, "{}", show("monitor.txt"));
+    assert_eq!(
+        rc(&mn2, "status-before.rc"),
+        0,
+        "{}",
+        show("status-before.txt")
+    );
+    assert!(mn2.out("status-before.txt").contains("Status: ON"));
+    assert_eq!(
+        rc(&mn2, "power-off.rc"),
+        1,
+        "the dead BMC: {}",
+        show("power-off.txt")
+    );
+    assert_eq!(rc(&mn2, "off.rc"), 0, "{}", show("off.txt"));
+    assert!(
+        mn2.out("off.txt").contains("Success: Powered OFF"),
+        "{}",
+        show("off.txt")
+    );
+    assert_eq!(
+        rc(&mn2, "status-after.rc"),
+        2,
+        "{}",
+        show("status-after.txt")
+    );
+    assert!(mn2.out("status-after.txt").contains("Status: OFF"));
+    assert_eq!(rc(&mn2, "on-other.rc"), 1, "{}", show("on-other.txt"));
+    assert!(
+        mn2.out("on-other.txt").contains("on mn1 itself"),
+        "{}",
+        show("on-other.txt")
+    );
+    // mn1 still runs and can no longer write.
+    mn1.guest.wait_for_line("MN1-WRITE-FAILED");
+    let console = mn1.guest.console();
+    assert!(
+        !console
+            .lines()
+            .skip_while(|l| !l.contains("MN1-WRITE-FAILED"))
+            .any(|l| l.contains("MN1-SYNCED")),
+        "mn1 synced again after its first failed write; PR after: {}",
+        mn2.out("pr-after.txt")
+    );
+}
+
 /// Two filesystems on two LUNs; one of them is corrupt. The check refuses it, nothing is
 /// mounted (not even the good one), and the message says how to repair it by hand.
 #[test]

@@ -46,6 +46,9 @@ pub enum AgentError {
     Stdin(std::io::Error),
     #[error("Failed: password_script {script} failed: {detail}")]
     PasswordScript { script: String, detail: String },
+    /// The storage level could not read or change what it needs.
+    #[error("Failed: {0}")]
+    Storage(String),
 }
 
 impl AgentError {
@@ -249,6 +252,17 @@ pub const PARAMS: &[Param] = &[
         Kind::String,
         Some("/etc/hamn/hamn.toml"),
         "hamn configuration file",
+    ),
+    p(
+        "fencing",
+        &[],
+        None,
+        None,
+        Kind::Select(&["power", "storage"]),
+        Some("power"),
+        "power: through the node's BMC. storage: preempt the node's key on every path of \
+         the shared LUNs (as fence_scsi does), a second fencing level for a node whose BMC \
+         died with it",
     ),
     p(
         "verbose",
@@ -592,10 +606,25 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
         .iter()
         .any(|n| inputs.get(n).is_some());
     if action == "monitor" && !named {
-        return monitor_device(inputs, timeout);
+        return if inputs.get("fencing") == Some("storage") {
+            monitor_storage(inputs)
+        } else {
+            monitor_device(inputs, timeout)
+        };
     }
-    let (peer, _) = target(inputs)?;
+    let (peer, config) = target(inputs)?;
     let profiles = Profiles::load().map_err(CommandError::from)?;
+    match inputs.get("fencing").unwrap_or("power") {
+        "power" => {}
+        "storage" => {
+            return storage_level(&action, inputs, &peer, config.as_ref(), &profiles, delay);
+        }
+        other => {
+            return Err(AgentError::Usage(format!(
+                "fencing={other}: use power (the BMC) or storage (the shared LUNs)"
+            )));
+        }
+    }
     if action == "validate-all" {
         peer.password().map_err(CommandError::from)?;
         profile_before_contact(&peer, &profiles).map_err(CommandError::from)?;
@@ -650,6 +679,38 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
 /// stands for the peers of this node's hamn.toml: each peer fenced through its power
 /// must have a BMC that opens a session with the stored credentials and reports a power
 /// state, or the device is not ready (exit 1, naming the peer, the BMC and why).
+/// `monitor` of a storage-level device with no node: every path of every shared LUN must
+/// answer a read of its keys, or a fence through this device could not be proven.
+fn monitor_storage(inputs: &Inputs) -> Result<Report, AgentError> {
+    let path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
+    let cfg = Config::load(&path)?;
+    let inventory = crate::disks::inventory().map_err(CommandError::from)?;
+    let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
+        .map_err(CommandError::from)?;
+    if luns.is_empty() {
+        return Err(AgentError::Storage(
+            "no shared LUN on this node: nothing to fence at the storage ([storage] shared, \
+             multipath -ll)"
+                .into(),
+        ));
+    }
+    for lun in &luns {
+        let r = crate::scsi::reserve::status(lun).map_err(CommandError::from)?;
+        if let Some(p) = r.paths.iter().find(|p| !p.ok) {
+            return Err(AgentError::Storage(format!(
+                "LUN {} path {} cannot be read ({}): a fence through it could not be proven; \
+                 check the path with `multipath -ll` and `hamn pr status {}`",
+                lun.name,
+                p.path,
+                p.error.as_deref().unwrap_or("no answer"),
+                lun.name
+            )));
+        }
+    }
+    tracing::info!(luns = luns.len(), "every path of every shared LUN answers");
+    Ok(report("", EXIT_OK, serde_json::json!({"luns": luns.len()})))
+}
+
 fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, AgentError> {
     let path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
     let cfg = Config::load(&path)?;
@@ -680,6 +741,138 @@ fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, 
     }
     tracing::info!("{}", lines.join("; "));
     Ok(report("", EXIT_OK, serde_json::Value::Object(json)))
+}
+
+/// The storage level (`fencing=storage`): what fence_scsi does, with hamn's tie-breaking
+/// preempt. `off` preempts the node's key on every path of every shared LUN through paths
+/// where this node's key is registered, and succeeds only on the read-back (this node
+/// holds, the key is gone everywhere); `status` is ON while the node's key is on any path
+/// and OFF when it is on none; `on` registers this node's own key again as at boot, under
+/// the returning-node rule (a node fenced while it held the LUNs is refused), so it only
+/// works for this node itself.
+fn storage_level(
+    action: &str,
+    inputs: &Inputs,
+    peer: &Peer,
+    config: Option<&Config>,
+    profiles: &Profiles,
+    delay: Option<f64>,
+) -> Result<Report, AgentError> {
+    use crate::scsi::pr::Key;
+    use crate::scsi::reserve;
+    let cfg = config.ok_or_else(|| {
+        AgentError::Usage(format!(
+            "fencing=storage needs hamn.toml (the keys of this node and of '{}', and the \
+             shared LUNs); pass config= or install /etc/hamn/hamn.toml",
+            peer.name
+        ))
+    })?;
+    let inventory = crate::disks::inventory().map_err(CommandError::from)?;
+    let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
+        .map_err(CommandError::from)?;
+    let own = Key(cfg.own_key());
+    let victim = Key(peer.pr_key());
+    let victim_text = reserve::key_text(victim);
+    match action {
+        "off" | "reboot" => {
+            if let Some(d) = delay {
+                std::thread::sleep(Duration::from_secs_f64(d));
+            }
+            let ty = reserve::pr_type(cfg.storage.reservation_type);
+            let proof = crate::fence::storage::tiebreak(
+                &peer.name, own, victim, ty, &luns, profiles, false, None,
+            )
+            .map_err(CommandError::from)?;
+            // This node holds the LUNs now: if it is fenced in turn, it must not register
+            // again on its own when it comes back.
+            let held = crate::takeover::held::path_beside(
+                &crate::takeover::run::Context::journal_path(Some(cfg)),
+            );
+            let ids: Vec<String> = luns
+                .iter()
+                .map(|l| crate::takeover::held::id_of(&l.name, l.wwid.as_deref()))
+                .collect();
+            crate::takeover::held::Held::update(&held, &ids, &[]).map_err(CommandError::from)?;
+            tracing::info!(node = %peer.name, "fenced at the storage: {:?}", proof.method());
+            let json = serde_json::json!({"fenced": true, "level": "storage", "node": peer.name,
+                "luns": luns.iter().map(|l| l.name.clone()).collect::<Vec<_>>()});
+            let line = if action == "reboot" {
+                "Success: Rebooted"
+            } else {
+                "Success: Powered OFF"
+            };
+            Ok(report(line, EXIT_OK, json))
+        }
+        "status" | "monitor" => {
+            let mut on_somewhere = false;
+            for lun in &luns {
+                let r = reserve::status(lun).map_err(|e| {
+                    AgentError::Storage(format!(
+                        "cannot read the keys of LUN {} to tell whether '{}' is fenced: {e}",
+                        lun.name, peer.name
+                    ))
+                })?;
+                if let Some(p) = r.paths.iter().find(|p| !p.ok) {
+                    return Err(AgentError::Storage(format!(
+                        "LUN {} path {} cannot be read, so whether '{}' can write is unknown",
+                        lun.name, p.path, peer.name
+                    )));
+                }
+                on_somewhere |= r.paths.iter().any(|p| p.keys.contains(&victim_text));
+            }
+            if luns.is_empty() {
+                return Err(AgentError::Storage(
+                    "no shared LUN: nothing to fence at the storage ([storage] shared)".into(),
+                ));
+            }
+            if action == "monitor" {
+                return Ok(report("", EXIT_OK, serde_json::json!({"luns": luns.len()})));
+            }
+            let (line, exit) = if on_somewhere {
+                ("Status: ON", EXIT_OK)
+            } else {
+                ("Status: OFF", EXIT_STATUS_OFF)
+            };
+            Ok(report(
+                line,
+                exit,
+                serde_json::json!({"registered": on_somewhere, "key": victim_text}),
+            ))
+        }
+        "on" => {
+            if peer.name != cfg.node {
+                return Err(AgentError::Usage(format!(
+                    "fencing=storage: a node's key can only be registered from that node (the \
+                     registration belongs to its own paths); run `hamn pr unfence \
+                     --all-shared` on {} itself (what action=on does there)",
+                    peer.name
+                )));
+            }
+            let args = crate::cli::PrAction::Unfence(crate::cli::RegisterArgs {
+                target: crate::cli::PrTarget {
+                    device: None,
+                    all_shared: true,
+                },
+                rejoin: false,
+            });
+            let cli = Cli::try_parse_from(["hamn", "status"]).map_err(|e| {
+                AgentError::Usage(format!("internal: cannot build the unfence command: {e}"))
+            })?;
+            let cli = Cli {
+                config: Some(PathBuf::from(
+                    inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH),
+                )),
+                ..cli
+            };
+            let r = super::pr_cmd(&cli, &args)?;
+            if r.exit != EXIT_OK {
+                return Err(AgentError::Storage(r.human));
+            }
+            Ok(report("Success: Powered ON", EXIT_OK, r.json))
+        }
+        "validate-all" => Ok(report("", EXIT_OK, serde_json::json!({"valid": true}))),
+        other => Err(AgentError::Usage(format!("Unrecognised action '{other}'"))),
+    }
 }
 
 fn off_line(f: &crate::fence::Fenced) -> &'static str {
