@@ -1111,6 +1111,10 @@ tail -1 /install/synced > /out/line.txt 2>&1
 sh $A stop > /out/stop.txt 2>&1; echo $? > /out/stop.rc
 sh $A monitor; echo $? > /out/monitor-stopped.rc
 sh $A stop > /out/stop2.txt 2>&1; echo $? > /out/stop2.rc
+# resource-agents' conformance test: meta-data against the DTD, then start, monitor,
+# stop, and each of them again on a resource already in that state.
+ocf-tester -n xcat-mn -o config=/etc/hamn/hamn.toml $A > /out/ocf-tester.txt 2>&1
+echo $? > /out/ocf-tester.rc
 exit 0
 "#;
 
@@ -1129,7 +1133,10 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
         "/usr/lib/ocf/resource.d/hamn/takeover".into(),
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/ocf/hamn-takeover"),
     ));
-    mn2.timeout = std::time::Duration::from_secs(240);
+    // ocf-tester's xmllint, with ICU's 30 MB of data: more room for the unpacked image.
+    mn2.with_binary("/usr/bin/xmllint", std::path::Path::new("/usr/bin/xmllint"));
+    mn2.memory_mb = 1024;
+    mn2.timeout = std::time::Duration::from_secs(300);
     let run = run_guest(&mn2);
     run.assert_ok();
     let meta = run.out("meta.xml");
@@ -1148,14 +1155,16 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
         ("stop.rc", 0),
         ("monitor-stopped.rc", 7),
         ("stop2.rc", 0),
+        ("ocf-tester.rc", 0),
     ];
     for (file, want) in expect {
         assert_eq!(
             rc(&run, file),
             want,
-            "{file}; start:\n{}\nstop:\n{}",
+            "{file}; start:\n{}\nstop:\n{}\nocf-tester:\n{}",
             run.out("start.txt"),
-            run.out("stop.txt")
+            run.out("stop.txt"),
+            run.out("ocf-tester.txt")
         );
     }
     assert_eq!(run.out("line.txt").trim(), "line 19");

@@ -433,14 +433,21 @@ impl GuestSpec {
         }
     }
 
-    /// Adds a host binary at `guest_path` plus every shared library `ldd` names for it
-    /// (at their host paths; the base image has the same merged-/usr layout).
+    /// Adds a host binary at `guest_path` plus every shared library `ldd` names for it,
+    /// each under the name the loader looks for (its soname link, not the file it points
+    /// to), below /usr: the base image has the merged-/usr layout, where /lib is a link.
     pub fn with_binary(&mut self, guest_path: &str, host_path: &Path) -> &mut Self {
         self.files.push((guest_path.into(), host_path.into()));
         for lib in ldd(host_path) {
-            let guest = lib.display().to_string();
+            let name = lib.display().to_string();
+            let guest = if name.starts_with("/usr/") {
+                name
+            } else {
+                format!("/usr{name}")
+            };
+            let real = fs::canonicalize(&lib).unwrap_or(lib);
             if !self.files.iter().any(|(g, _)| *g == guest) {
-                self.files.push((guest, lib));
+                self.files.push((guest, real));
             }
         }
         self
@@ -461,7 +468,7 @@ fn ldd(binary: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     text.split_whitespace()
         .filter(|word| word.starts_with('/'))
-        .map(|word| fs::canonicalize(word).unwrap_or_else(|_| PathBuf::from(word)))
+        .map(PathBuf::from)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect()
