@@ -676,9 +676,9 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
 
 /// `monitor` with no node: the device itself, as fence-agents' agents answer it without a
 /// target. Pacemaker starts and monitors every fence device this way. A fence_hamn device
-/// stands for the peers of this node's hamn.toml: each peer fenced through its power
-/// must have a BMC that opens a session with the stored credentials and reports a power
-/// state, or the device is not ready (exit 1, naming the peer, the BMC and why).
+/// stands for the peers of this node's hamn.toml: each peer's BMC must open a session
+/// with the stored credentials and report a power state, or the device is not ready
+/// (exit 1, naming the peer, the BMC and why).
 /// `monitor` of a storage-level device with no node: every path of every shared LUN must
 /// answer a read of its keys, or a fence through this device could not be proven.
 fn monitor_storage(inputs: &Inputs) -> Result<Report, AgentError> {
@@ -723,12 +723,10 @@ fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, 
     let profiles = Profiles::load().map_err(CommandError::from)?;
     let mut lines = Vec::new();
     let mut json = serde_json::Map::new();
+    // Every peer's BMC, whatever hamn.toml's `fencing` list says: that list is what hamn
+    // takeover does itself (under Pacemaker often storage only), while this device fences
+    // through the BMC.
     for peer in cfg.peers.values() {
-        if !peer.fencing.contains(&crate::config::FencingKind::Power) {
-            lines.push(format!("{}: fenced at the storage only; no BMC", peer.name));
-            json.insert(peer.name.clone(), serde_json::json!({"bmc": null}));
-            continue;
-        }
         let state = read_status(peer, &profiles, timeout)?;
         lines.push(format!(
             "{}: BMC {} answers, power {state}",
