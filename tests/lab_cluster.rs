@@ -179,15 +179,17 @@ while ! started_on mn1; do
     sleep 0.5; i=$((i + 1)); [ $i -gt 240 ] && { echo "MN2-NEVER-SAW-MN1"; save; exit 1; }
 done
 echo "MN2-STANDBY $(now)"
-i=0
+t=$(now); deadline=$(( ${t%.*} + 240 ))
 while ! started_on mn2; do
-    sleep 0.2; i=$((i + 1)); [ $i -gt 900 ] && { echo "MN2-NEVER-SERVED"; save; exit 1; }
+    sleep 0.2
+    t=$(now); [ ${t%.*} -gt $deadline ] && { echo "MN2-NEVER-SERVED"; save; exit 1; }
 done
 echo "MN2-SERVING $(now)"
 tail -1 /install/synced > /out/last-line.txt 2>&1
 ip -4 addr show dev eth0 > /out/ip.txt
 ls /run/xcatd.up > /out/xcatd.txt 2>&1
 hamn status > /out/status.txt 2>&1
+hamn pr status --all-shared > /out/pr.txt 2>&1
 sleep 3
 save
 exit 0
@@ -221,7 +223,7 @@ fn cluster_node(n: &Node, lun: &Lun, cib: &Path, pw_dir: &Path, script: &str) ->
     let mut g = GuestSpec::new(n.name, &format!("NODEID={}\n{BOOT}\n{script}", n.id));
     g.luns = vec![(lun.clone(), 2)];
     g.memory_mb = 1024;
-    g.timeout = Duration::from_secs(300);
+    g.timeout = Duration::from_secs(420);
     g.qemu_args = vec![
         "-netdev".into(),
         "user,id=n0".into(),
@@ -304,13 +306,24 @@ fn tools_present() -> bool {
 /// then starts the takeover, which reads mn1's last synced line and serves.
 #[test]
 fn the_active_node_crashes_and_the_cluster_fences_it_and_takes_over() {
+    crash_of_the_active_node(false);
+}
+
+/// mn1 crashes and its BMC dies with it (a lost power supply): the power level cannot
+/// confirm anything and fails, the storage level preempts mn1's key, mn2 serves.
+#[test]
+fn the_active_node_crashes_with_its_bmc_and_the_storage_level_fences_it() {
+    crash_of_the_active_node(true);
+}
+
+fn crash_of_the_active_node(bmc_dies_too: bool) {
     if !tools_present() {
         return;
     }
     let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
         return;
     };
-    let lun = san.add_lun(&LunSpec::new(11));
+    let lun = san.add_lun(&LunSpec::new(if bmc_dies_too { 12 } else { 11 }));
     // The xCAT data exists before the cluster does.
     let mut setup = GuestSpec::new(
         "mn1",
@@ -321,7 +334,7 @@ fn the_active_node_crashes_and_the_cluster_fences_it_and_takes_over() {
     setup.luns = vec![(lun.clone(), 2)];
     run_guest(&setup).assert_ok();
 
-    let (Some(bmc1), Some(bmc2)) = (bmc(), bmc()) else {
+    let (Some(mut bmc1), Some(bmc2)) = (bmc(), bmc()) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tmp");
@@ -364,6 +377,9 @@ fn the_active_node_crashes_and_the_cluster_fences_it_and_takes_over() {
     while !mn1.guest.qemu_exited() {
         std::thread::sleep(Duration::from_millis(20));
     }
+    if bmc_dies_too {
+        bmc1.kill_bmc();
+    }
     mn2.guest.wait_for_line("MN2-SERVING");
     let served = crash.elapsed();
     let run2 = mn2.guest.finish();
@@ -394,10 +410,32 @@ fn the_active_node_crashes_and_the_cluster_fences_it_and_takes_over() {
     assert!(run2.out("xcatd.txt").contains("xcatd.up"));
     let mon = run2.out("crm_mon.txt");
     assert!(
-        !mon.contains("Failed Resource Actions") && !mon.contains("Failed Fencing Actions"),
-        "crm_mon shows no failed action:\n{mon}"
+        !mon.contains("Failed Fencing Actions"),
+        "the fencing succeeded:\n{mon}"
     );
+    // With the BMC dead, the device that watches it fails its monitor: that is news for
+    // the admin. Nothing else fails.
+    let failed: Vec<&str> = mon
+        .lines()
+        .skip_while(|l| !l.contains("Failed Resource Actions"))
+        .skip(1)
+        .filter(|l| l.trim_start().starts_with('*'))
+        .filter(|l| !(bmc_dies_too && l.contains("fence-mn1 ")))
+        .collect();
+    assert!(failed.is_empty(), "crm_mon shows failed actions:\n{mon}");
     // Fenced means off: the cluster's reboot is an off for a management node (see
     // hamn(8)), so the failed node waits for the admin.
     assert!(!bmc1.server_alive(), "mn1 stays off");
+    // mn1's key is on no path: had it survived, its writes would fail.
+    let status = run2.out("status.txt");
+    let key = status
+        .lines()
+        .find_map(|l| l.strip_prefix("peer mn1 (key ")?.split(')').next())
+        .unwrap_or_else(|| panic!("mn1's key in hamn status:\n{status}"));
+    let pr = run2.out("pr.txt");
+    assert!(
+        !pr.contains(key),
+        "mn1's key {key} is still registered:\n{pr}"
+    );
+    assert!(!status.contains("ALARM"), "{status}");
 }

@@ -742,8 +742,9 @@ fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, 
 }
 
 /// The storage level (`fencing=storage`): what fence_scsi does, with hamn's tie-breaking
-/// preempt. `off` preempts the node's key on every path of every shared LUN through paths
-/// where this node's key is registered, and succeeds only on the read-back (this node
+/// preempt. `off` registers this node's key where it is missing (the boot-time rule), then
+/// preempts the node's key on every path of every shared LUN through paths where this
+/// node's key is registered, and succeeds only on the read-back (this node
 /// holds, the key is gone everywhere); `status` is ON while the node's key is on any path
 /// and OFF when it is on none; `on` registers this node's own key again as at boot, under
 /// the returning-node rule (a node fenced while it held the LUNs is refused), so it only
@@ -776,6 +777,11 @@ fn storage_level(
             if let Some(d) = delay {
                 std::thread::sleep(Duration::from_secs_f64(d));
             }
+            // Only a registered node can preempt. Under Pacemaker the standby's key was
+            // preempted when the other node started the takeover resource, so it registers
+            // again first, under the boot-time rule (refused if this node held the LUNs
+            // and was fenced since): the cluster has chosen this node to fence the other.
+            unfence_self(inputs, false)?;
             let ty = reserve::pr_type(cfg.storage.reservation_type);
             let proof = crate::fence::storage::tiebreak(
                 &peer.name, own, victim, ty, &luns, profiles, false, None,
@@ -846,31 +852,42 @@ fn storage_level(
                     peer.name
                 )));
             }
-            let args = crate::cli::PrAction::Unfence(crate::cli::RegisterArgs {
-                target: crate::cli::PrTarget {
-                    device: None,
-                    all_shared: true,
-                },
-                rejoin: false,
-            });
-            let cli = Cli::try_parse_from(["hamn", "status"]).map_err(|e| {
-                AgentError::Usage(format!("internal: cannot build the unfence command: {e}"))
-            })?;
-            let cli = Cli {
-                config: Some(PathBuf::from(
-                    inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH),
-                )),
-                ..cli
-            };
-            let r = super::pr_cmd(&cli, &args)?;
-            if r.exit != EXIT_OK {
-                return Err(AgentError::Storage(r.human));
-            }
+            let r = unfence_self(inputs, true)?;
             Ok(report("Success: Powered ON", EXIT_OK, r.json))
         }
         "validate-all" => Ok(report("", EXIT_OK, serde_json::json!({"valid": true}))),
         other => Err(AgentError::Usage(format!("Unrecognised action '{other}'"))),
     }
+}
+
+/// `hamn pr unfence --all-shared` for this node: its key registered on every path of
+/// every shared LUN unless it held them and was fenced since. `report_all`: the unfence's
+/// own report is the answer (action=on); else only a refusal matters.
+fn unfence_self(inputs: &Inputs, report_all: bool) -> Result<Report, AgentError> {
+    let args = crate::cli::PrAction::Unfence(crate::cli::RegisterArgs {
+        target: crate::cli::PrTarget {
+            device: None,
+            all_shared: true,
+        },
+        rejoin: false,
+    });
+    let cli = Cli::try_parse_from(["hamn", "status"]).map_err(|e| {
+        AgentError::Usage(format!("internal: cannot build the unfence command: {e}"))
+    })?;
+    let cli = Cli {
+        config: Some(PathBuf::from(
+            inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH),
+        )),
+        ..cli
+    };
+    let r = super::pr_cmd(&cli, &args)?;
+    if r.exit != EXIT_OK {
+        return Err(AgentError::Storage(r.human));
+    }
+    if !report_all {
+        tracing::info!("this node's key is registered on every shared LUN");
+    }
+    Ok(r)
 }
 
 fn off_line(f: &crate::fence::Fenced) -> &'static str {

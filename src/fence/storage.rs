@@ -91,6 +91,18 @@ pub fn tiebreak(
             node: node.to_string(),
             source,
         })?;
+        // Fenced here already (by fence_hamn's storage level, or an earlier run): there is
+        // no key left to preempt, and a PREEMPT naming an unregistered key is refused.
+        // The proof is then a fresh read showing the same.
+        if holds_without(&before, &own_text, &victim_text) {
+            let now = reserve::status(lun).map_err(|source| FenceError::Reservation {
+                node: node.to_string(),
+                source,
+            })?;
+            info!(lun = %lun.name, node, "already fenced at the storage: its key is on no path");
+            reports.push(now);
+            continue;
+        }
         match reserve::preempt_tiebreak(lun, own, victim, ty, profile, before) {
             Ok(r) => reports.push(r),
             Err(e) => {
@@ -128,6 +140,14 @@ pub fn tiebreak(
             victim_key: victim_text,
         },
     ))
+}
+
+/// Every path read, this node holding the reservation on each, the victim's key on none.
+fn holds_without(report: &LunReport, own: &str, victim: &str) -> bool {
+    !report.paths.is_empty()
+        && report.paths.iter().all(|p| {
+            p.ok && p.holder.as_deref() == Some(own) && !p.keys.iter().any(|k| k == victim)
+        })
 }
 
 /// Confirmed only if every LUN's read-back, on every path, shows `own` as holder and
@@ -204,6 +224,23 @@ mod storage_tests {
             paths,
             notes: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_lun_already_held_without_the_victims_key_needs_no_preempt() {
+        let held = lun(vec![
+            path(Some("0x2"), &["0x2"]),
+            path(Some("0x2"), &["0x2"]),
+        ]);
+        assert!(holds_without(&held, "0x2", "0x1"));
+        let victim_left = lun(vec![
+            path(Some("0x2"), &["0x2"]),
+            path(Some("0x2"), &["0x1", "0x2"]),
+        ]);
+        assert!(!holds_without(&victim_left, "0x2", "0x1"));
+        let other_holder = lun(vec![path(Some("0x1"), &["0x2"])]);
+        assert!(!holds_without(&other_holder, "0x2", "0x1"));
+        assert!(!holds_without(&lun(vec![]), "0x2", "0x1"));
     }
 
     #[test]
