@@ -4,7 +4,8 @@
 //! touch storage. Adapters talk to hardware (`bmc`, `scsi`, `disks`, `fs`, `net`, `svc`)
 //! and never to each other; what they share is the ground floor: `config` and `profiles`
 //! hold what the admin and the hardware vendors tell us, `exec` runs every external
-//! program, `mountinfo` reads the mount table.
+//! program, `mountinfo` reads the mount table, `uncached` reads on-disk metadata past
+//! the page cache.
 
 // Nothing that came from outside the process may panic the safety code.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -29,3 +30,4 @@ pub mod scsi;
 pub mod secret;
 pub mod svc;
 pub mod takeover;
+pub mod uncached;

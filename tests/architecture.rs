@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 /// Lower number = lower layer. A module not listed fails the test: say where it belongs.
 fn layer(module: &str) -> Option<(u8, &'static str)> {
     Some(match module {
-        "config" | "profiles" | "secret" | "exec" | "mountinfo" | "lun" | "fence::proof" => {
-            (0, "ground")
-        }
+        "config" | "profiles" | "secret" | "exec" | "mountinfo" | "uncached" | "lun"
+        | "fence::proof" => (0, "ground"),
         "bmc" | "scsi" | "disks" | "fs" | "svc" | "net" | "drbd" | "md" => (1, "adapter"),
         "fence" => (2, "fencing"),
         "takeover" => (3, "engine"),

@@ -11,13 +11,15 @@
 //! include/uapi/linux/raid/md_p.h and the acceptance checks of drivers/md/md.c
 //! (super_1_load, super_90_load); a superblock the kernel would refuse is refused here.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::uncached::Reader;
 
 const MD_SB_MAGIC: u32 = 0xa92b_4efc;
 
@@ -34,9 +36,8 @@ const V090_THIS_DISK_WORD: usize = 992;
 const V090_DESCRIPTOR_WORDS: usize = 32;
 const V090_CSUM_WORD: usize = 38;
 
-/// One read covers any superblock: 0.90 is 4 KiB, v1 at most 256 + 2 * 1920 bytes.
-const BLOCK: usize = 4096;
-
+// One read (`uncached::BLOCK`, 4 KiB) covers any superblock: 0.90 is 4 KiB, v1 at most
+// 256 + 2 * 1920 bytes.
 const ROLE_SPARE: u16 = 0xffff;
 const ROLE_FAULTY: u16 = 0xfffe;
 const ROLE_JOURNAL: u16 = 0xfffd;
@@ -432,14 +433,12 @@ fn locations(size: u64) -> Vec<(Kind, u64)> {
     at
 }
 
-#[repr(C, align(4096))]
-struct Aligned([u8; BLOCK]);
-
-/// A member opened for reading superblocks, bypassing the page cache where it can.
+/// A member opened for reading superblocks, past its page cache (see `crate::uncached`):
+/// md writes superblocks around the member's cache, so a cached read could show an
+/// event count from before the last update.
 struct Member {
     path: PathBuf,
-    file: File,
-    direct: bool,
+    reader: Reader,
 }
 
 impl Member {
@@ -452,46 +451,29 @@ impl Member {
     }
 
     fn open(path: &Path) -> Result<Member, MdSbError> {
-        let io_err = |source| MdSbError::Io {
-            path: path.to_path_buf(),
-            action: "open".to_string(),
-            source,
-        };
-        // md writes superblocks around the member's page cache; a cached read could
-        // show an event count from before the last update.
-        match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(path)
-        {
-            Ok(file) => Ok(Member {
+        Reader::open(path)
+            .map(|reader| Member {
                 path: path.to_path_buf(),
-                file,
-                direct: true,
-            }),
-            // Filesystems without direct I/O (tmpfs before 6.6) refuse the flag; they
-            // hold test images, not md members, so their page cache is the truth.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => File::open(path)
-                .map(|file| Member {
-                    path: path.to_path_buf(),
-                    file,
-                    direct: false,
-                })
-                .map_err(io_err),
-            Err(e) => Err(io_err(e)),
-        }
+                reader,
+            })
+            .map_err(|source| MdSbError::Io {
+                path: path.to_path_buf(),
+                action: "open".to_string(),
+                source,
+            })
     }
 
     fn size(&self) -> Result<u64, MdSbError> {
-        let meta = self.file.metadata().map_err(|e| self.io_error("stat", e))?;
+        let file = self.reader.file();
+        let meta = file.metadata().map_err(|e| self.io_error("stat", e))?;
         if !meta.file_type().is_block_device() {
             return Ok(meta.len());
         }
-        match block_device_size(&self.file) {
+        match block_device_size(file) {
             Ok(size) => Ok(size),
             // A node that claims to be a block device but is not one (umockdev) still
             // knows its length.
-            Err(_) => (&self.file)
+            Err(_) => (&*file)
                 .seek(SeekFrom::End(0))
                 .map_err(|e| self.io_error("find the size", e)),
         }
@@ -499,43 +481,10 @@ impl Member {
 
     /// Up to 4 KiB at `offset` (4 KiB aligned); shorter only at the end of the member.
     fn read_block(&mut self, offset: u64) -> Result<Vec<u8>, MdSbError> {
-        let mut block = Box::new(Aligned([0; BLOCK]));
-        let n = match read_at_most(&self.file, &mut block.0, offset, self.direct) {
-            Ok(n) => n,
-            // Some filesystems accept O_DIRECT at open and refuse it at read.
-            Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
-                self.file = File::open(&self.path).map_err(|e| self.io_error("reopen", e))?;
-                self.direct = false;
-                read_at_most(&self.file, &mut block.0, offset, false)
-                    .map_err(|e| self.io_error(format!("read at byte {offset}"), e))?
-            }
-            Err(e) => return Err(self.io_error(format!("read at byte {offset}"), e)),
-        };
-        Ok(block.0.get(..n).unwrap_or(&[]).to_vec())
+        self.reader
+            .read_block(offset)
+            .map_err(|e| self.io_error(format!("read at byte {offset}"), e))
     }
-}
-
-fn read_at_most(file: &File, buf: &mut [u8], offset: u64, direct: bool) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        let Some(rest) = buf.get_mut(done..) else {
-            break;
-        };
-        match file.read_at(rest, offset + done as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                done += n;
-                // A short direct read is the end of the member; continuing would be an
-                // unaligned request the kernel refuses.
-                if direct {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
 
 /// _IOR(0x12, 114, size_t) in the generic encoding, and in the one with a 3-bit
@@ -648,6 +597,7 @@ pub fn read(path: &Path) -> Result<Superblock, MdSbError> {
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::FileExt;
 
     const ARRAY_UUID: [u8; 16] = [
         0x3a, 0x1b, 0xc4, 0x0f, 0x91, 0x22, 0x7e, 0x05, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x01, 0x02,
@@ -1212,7 +1162,7 @@ mod tests {
         // An unaligned offset is what a filesystem refusing direct reads looks like.
         let block = member.read_block(100).unwrap();
         assert_eq!(block.get(..2), Some(&b"md"[..]));
-        assert!(!member.direct);
+        assert!(!member.reader.is_direct());
         assert_eq!(member.read_block(4096).unwrap().len(), 4096);
     }
 

@@ -8,20 +8,14 @@
 //! Everything else about the filesystem, the superblock checksum included, is judged by
 //! e2fsck, which runs next in every case.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 
-use tracing::{debug, warn};
+use crate::uncached::Reader;
 
 /// The primary superblock is the 1024 bytes at byte 1024, whatever the block size.
 pub const SUPERBLOCK_OFFSET: usize = 1024;
 const SUPERBLOCK_LEN: usize = 1024;
-/// One read covers the superblock and is a whole, aligned block for O_DIRECT on any
-/// logical block size up to 4 KiB.
-const READ_LEN: usize = 4096;
 
 /// s_magic (le16) and its one value.
 const MAGIC_AT: usize = 0x38;
@@ -107,9 +101,6 @@ pub fn parse(head: &[u8]) -> Result<ExtSuper, SbDefect> {
     })
 }
 
-#[repr(C, align(4096))]
-struct Aligned([u8; READ_LEN]);
-
 /// How the bytes were read, for the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadMode {
@@ -119,82 +110,19 @@ pub enum ReadMode {
     Buffered,
 }
 
-/// The first 4 KiB of `device` (fewer only if it is smaller).
-///
-/// O_DIRECT, because the page cache of this node may predate the peer's last writes:
-/// udev probed the device when this node booted, the peer has written since, and a
-/// buffered read would get the cached superblock without a needs_recovery flag the peer
-/// set later, so the journal would not be replayed.
-///
-/// Where O_DIRECT is refused (EINVAL: image files on tmpfs before Linux 6.6, a logical
-/// block larger than 4 KiB), the range is dropped from the page cache with
-/// posix_fadvise(DONTNEED) and read buffered. For an image file the cache is the truth:
-/// no other node writes to a file on this node's own filesystem. For a block device
-/// DONTNEED drops the clean cached pages, so the read goes to the device. BLKFLSBUF
-/// would do the same for the whole device, but needs CAP_SYS_ADMIN, writes back dirty
-/// buffers, and means nothing for a file.
+/// The first 4 KiB of `device` (fewer only if it is smaller), past this node's page
+/// cache (see `crate::uncached`): a cached superblock from before the peer's last writes
+/// would lack the needs_recovery flag the peer set, and the journal would not be
+/// replayed.
 pub fn read_head(device: &Path) -> io::Result<(Vec<u8>, ReadMode)> {
-    let direct = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(device);
-    let mut buf = Box::new(Aligned([0; READ_LEN]));
-    match direct {
-        Ok(file) => match read_at_most(&file, &mut buf.0, true) {
-            Ok(n) => return Ok((buf.0.get(..n).unwrap_or(&[]).to_vec(), ReadMode::Direct)),
-            // Some filesystems accept O_DIRECT at open and refuse it at read.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-            Err(e) => return Err(e),
-        },
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-        Err(e) => return Err(e),
-    }
-    let file = File::open(device)?;
-    let is_block = file.metadata()?.file_type().is_block_device();
-    if is_block {
-        warn!(device = %device.display(), "O_DIRECT refused; reading the superblock buffered after dropping it from the page cache");
+    let mut reader = Reader::open(device)?;
+    let head = reader.read_block(0)?;
+    let mode = if reader.is_direct() {
+        ReadMode::Direct
     } else {
-        debug!(device = %device.display(), "O_DIRECT refused; reading the image file buffered");
-    }
-    // SAFETY: posix_fadvise only reads its integer arguments; the descriptor is open
-    // for the duration of the call.
-    let rc = unsafe {
-        libc::posix_fadvise(
-            file.as_raw_fd(),
-            0,
-            READ_LEN as libc::off_t,
-            libc::POSIX_FADV_DONTNEED,
-        )
+        ReadMode::Buffered
     };
-    if rc != 0 && is_block {
-        // Without the drop a cached, possibly stale superblock could be read.
-        return Err(io::Error::from_raw_os_error(rc));
-    }
-    let n = read_at_most(&file, &mut buf.0, false)?;
-    Ok((buf.0.get(..n).unwrap_or(&[]).to_vec(), ReadMode::Buffered))
-}
-
-fn read_at_most(file: &File, buf: &mut [u8], direct: bool) -> io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        let Some(rest) = buf.get_mut(done..) else {
-            break;
-        };
-        match file.read_at(rest, done as u64) {
-            Ok(0) => break,
-            Ok(n) => {
-                done += n;
-                // A short direct read is the end of the device; continuing would be an
-                // unaligned request the kernel refuses.
-                if direct {
-                    break;
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
+    Ok((head, mode))
 }
 
 #[cfg(test)]
@@ -259,7 +187,7 @@ mod tests {
         h.resize(8192, 0);
         std::fs::write(&p, &h).unwrap();
         let (bytes, _mode) = read_head(&p).unwrap();
-        assert_eq!(bytes.len(), READ_LEN);
+        assert_eq!(bytes.len(), crate::uncached::BLOCK);
         assert!(parse(&bytes).unwrap().needs_recovery);
 
         // Smaller than one read: the rest is missing, not zero-filled.
