@@ -598,7 +598,8 @@ fn main() {
     row("service address", a_address, b.address);
     note(&format!(
         "hamn: the duplicate address probe (ARP probes over {:.1} s, sent by hamn) started \
-         after fence-power and ran during the check and mount; the step waited for its \
+         with the run, before the BMC check, and ran during the fencing, check and mount \
+         (judged against the fence: see hamn-takeover(8)); the step waited for its \
          verdict, added the address and sent the first of {} announcements; anchor: `ip \
          addr add`, no probe, no announcement",
         hamn::net::probe_time().as_secs_f64(),

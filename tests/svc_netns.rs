@@ -585,6 +585,91 @@ fn an_address_found_taken_while_the_checks_run_stops_the_takeover_before_it_is_a
     );
 }
 
+/// The old primary hung but its kernel still answers ARP until the BMC powers it off.
+/// The check started with the takeover hears it; that is no verdict, since the peer was
+/// not fenced yet: once it is, the check probes again, hears nobody, and the address
+/// comes up.
+#[test]
+fn an_answer_heard_before_the_fence_means_probing_again_after_it() {
+    if !netns_possible() {
+        return;
+    }
+    let address: std::net::Ipv4Addr = "10.207.0.1".parse().expect("ip");
+    let link = Link::new("8");
+    link.ip_b(&["addr", "add", "10.207.0.1/24", "dev", &link.vb]);
+    let ip = link.service_ip("10.207.0.1/24");
+    let listener = link.listen_b(4.0);
+    let (fenced_at, outcome) = link.in_a(|| {
+        let early = net::start_probe(&ip).expect("probe started");
+        std::thread::sleep(Duration::from_millis(400));
+        // The BMC powers the old primary off: its address goes with it.
+        link.ip_b(&["addr", "del", "10.207.0.1/24", "dev", &link.vb]);
+        let fenced_at = std::time::SystemTime::now();
+        let probe = early
+            .after_fencing(&ip, &fenced())
+            .expect("tied to the fence");
+        let up = net::bring_up(&ip, &fenced(), Some(probe)).map(|up| up.outcome);
+        (fenced_at, up)
+    });
+    assert_eq!(outcome.expect("the address comes up"), IpOutcome::Added);
+    let heard = listener.join().expect("listener");
+    let mac_a = link.mac_a();
+    let probes = |after: bool| {
+        heard
+            .iter()
+            .filter(|h| h.sender_mac == mac_a && h.is_probe_for(address))
+            .filter(|h| (h.at > fenced_at) == after)
+            .count()
+    };
+    // The early check stopped probing when the old primary answered (its answer is
+    // unicast to "a", so this side hears only the probes).
+    let probes_before = probes(false);
+    assert!(
+        (1..hamn::net::PROBES as usize).contains(&probes_before),
+        "the early check heard the answer and stopped: {heard:?}"
+    );
+    let probes_after = probes(true);
+    assert_eq!(
+        probes_after,
+        hamn::net::PROBES as usize,
+        "a whole probe after the fence: {heard:?}"
+    );
+}
+
+/// On a quiet link (the old primary crashed) the check that started with the takeover
+/// and listened past the fence is the verdict: the address comes up without probing
+/// twice.
+#[test]
+fn silence_that_outlasts_the_fence_is_the_verdict() {
+    if !netns_possible() {
+        return;
+    }
+    let address: std::net::Ipv4Addr = "10.208.0.1".parse().expect("ip");
+    let link = Link::new("9");
+    let ip = link.service_ip("10.208.0.1/24");
+    let listener = link.listen_b(3.0);
+    let outcome = link.in_a(|| {
+        let early = net::start_probe(&ip).expect("probe started");
+        // Fencing confirmed at once (a quick BMC), while the check still listens.
+        let probe = early
+            .after_fencing(&ip, &fenced())
+            .expect("tied to the fence");
+        net::bring_up(&ip, &fenced(), Some(probe)).map(|up| up.outcome)
+    });
+    assert_eq!(outcome.expect("the address comes up"), IpOutcome::Added);
+    let heard = listener.join().expect("listener");
+    let mac_a = link.mac_a();
+    let probes = heard
+        .iter()
+        .filter(|h| h.sender_mac == mac_a && h.is_probe_for(address))
+        .count();
+    assert_eq!(
+        probes,
+        hamn::net::PROBES as usize,
+        "one probe only: {heard:?}"
+    );
+}
+
 /// The first announcement goes out before the address step is done; when the takeover
 /// then fails (a service that does not start), the repeats stop. A takeover that
 /// completes sends all of them before it ends.

@@ -426,6 +426,17 @@ const BLKID_TIMEOUT: Duration = Duration::from_secs(60);
 /// the udev cache, which may describe what the device held before the disks were moved.
 /// Nothing recognisable on the device is (None, None); a probe that fails is an error,
 /// never a guess.
+/// The UUID in the ext2/3/4 superblock of `device`, read by hamn itself (no process
+/// started; see `extsb`), when `fs_type` is ext and the superblock is there. None
+/// otherwise: then only [`blkid_probe`] can say what the device holds.
+pub fn ext_uuid(device: &Path, fs_type: &str) -> Option<String> {
+    if !matches!(family(fs_type), Some(Family::Ext)) {
+        return None;
+    }
+    let (head, _) = extsb::read_head(device).ok()?;
+    extsb::parse(&head).ok()?.uuid
+}
+
 pub fn blkid_probe(device: &Path) -> Result<(Option<String>, Option<String>), FsError> {
     let cmd = exec::Command::new([
         OsString::from("blkid"),

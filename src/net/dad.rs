@@ -10,6 +10,7 @@ use tracing::{info, warn};
 
 use super::arp;
 use super::links::{LinkView, inspect, read_links};
+use super::probe::Judgement;
 use super::{IpOutcome, NetError, ServiceIp, add, argv, del, run, run_ok};
 use crate::exec;
 
@@ -154,19 +155,25 @@ fn who_v6(ip: &ServiceIp) -> String {
 fn verdict(
     ip: &ServiceIp,
     links: &[super::links::IpLink],
-    probe: Option<super::Probe>,
+    probe: Option<super::FencedProbe>,
 ) -> Result<Option<String>, NetError> {
-    match probe {
-        Some(p) if p.address == ip.address => p.verdict(),
-        _ => probe_v4(ip, links),
+    if let Some(p) = probe
+        && p.address() == ip.address
+    {
+        match p.verdict()? {
+            Judgement::Taken(mac) => return Ok(Some(mac)),
+            Judgement::Free => return Ok(None),
+            Judgement::Again => info!("the check heard nothing that counts: probing again"),
+        }
     }
+    probe_v4(ip, links)
 }
 
 pub(super) fn bring_up_v4(
     ip: &ServiceIp,
     view: &LinkView,
     links: &[super::links::IpLink],
-    probe: Option<super::Probe>,
+    probe: Option<super::FencedProbe>,
 ) -> Result<super::Up, NetError> {
     // Probed even when the address is already here: a rerun must notice a peer that came
     // back with it.

@@ -30,9 +30,12 @@ mod announce;
 mod arp;
 mod dad;
 mod links;
+mod probe;
 mod rtnl;
 
 pub use announce::{Announcer, COUNT as ANNOUNCEMENTS, INTERVAL as ANNOUNCE_INTERVAL};
+pub use arp::PROBES;
+pub use probe::{FencedProbe, Probe, start as start_probe};
 
 /// How long the duplicate address probe of an Ethernet link takes, from its first probe
 /// to its verdict.
@@ -390,8 +393,9 @@ pub fn ip_plan(ip: &ServiceIp) -> Vec<String> {
         IpAddr::V4(_) => vec![
             format!(
                 "{} ARP probes for {} on {}, {:.2} s apart, answers awaited until {:.2} s, \
-                 sent by hamn (on a link that is not Ethernet: `{}`); started once the peer \
-                 is fenced, while the filesystems are checked and mounted",
+                 sent by hamn (on a link that is not Ethernet: `{}`); started with the \
+                 takeover, counted only if the listening outlasts the fence (an answer \
+                 before the peer is off means probing again after)",
                 arp::PROBES,
                 ip.address,
                 ip.device(),
@@ -436,49 +440,6 @@ pub fn someone_else_answers(ip: &ServiceIp) -> Result<Option<String>, NetError> 
     }
 }
 
-/// A duplicate address check running in the background: started once the peer is fenced
-/// (before, the peer itself would answer), while the takeover checks and mounts; its
-/// verdict still gates adding the address.
-#[derive(Debug)]
-pub struct Probe {
-    address: IpAddr,
-    thread: std::thread::JoinHandle<Result<Option<String>, NetError>>,
-}
-
-/// Start checking whether anyone else answers for `ip` (see [`someone_else_answers`]).
-pub fn start_probe(ip: &ServiceIp, fenced: &Fenced) -> Result<Probe, NetError> {
-    info!(fenced = fenced.node(), address = %ip.address, "duplicate address check started");
-    let mine = ip.clone();
-    let span = tracing::Span::current();
-    let thread = std::thread::Builder::new()
-        .name("dad-probe".into())
-        .spawn(move || {
-            let _span = span.entered();
-            someone_else_answers(&mine)
-        })
-        .map_err(|e| NetError::ProbeLost {
-            address: ip.address,
-            reason: format!("cannot start a thread: {e}"),
-        })?;
-    Ok(Probe {
-        address: ip.address,
-        thread,
-    })
-}
-
-impl Probe {
-    /// Wait for the check's verdict: the MAC of whoever answered, or None.
-    pub fn verdict(self) -> Result<Option<String>, NetError> {
-        let address = self.address;
-        self.thread.join().unwrap_or_else(|_| {
-            Err(NetError::ProbeLost {
-                address,
-                reason: "its thread panicked".into(),
-            })
-        })
-    }
-}
-
 /// What [`bring_up`] did, and the announcement's repeats still to come (IPv4 on
 /// Ethernet): drop them to stop them, or let them finish.
 #[derive(Debug)]
@@ -490,7 +451,11 @@ pub struct Up {
 /// Bring the service address up: refuse if someone else answers for it (the verdict of
 /// `probe` when one was started, else a check run now), add it, announce it.
 /// Idempotent: an address already here is not added again.
-pub fn bring_up(ip: &ServiceIp, fenced: &Fenced, probe: Option<Probe>) -> Result<Up, NetError> {
+pub fn bring_up(
+    ip: &ServiceIp,
+    fenced: &Fenced,
+    probe: Option<FencedProbe>,
+) -> Result<Up, NetError> {
     let _span =
         info_span!("service-ip-up", address = %ip.address, interface = %ip.interface).entered();
     info!(fenced = fenced.node(), "bringing up the service address");

@@ -212,8 +212,10 @@ struct Run<'a> {
     /// md UUID -> the device node the assemble step left.
     arrays: BTreeMap<String, PathBuf>,
     profiles: Option<Profiles>,
-    /// The service address's duplicate check, started once fencing is done.
-    probe: Option<crate::net::Probe>,
+    /// The service address's duplicate check, started with the run (see `net::probe`).
+    early_probe: Option<crate::net::Probe>,
+    /// The same check once tied to the peer's fence.
+    probe: Option<crate::net::FencedProbe>,
     probe_started: bool,
     /// The filesystem modules being loaded while the checks run.
     modules: Option<fs::Preload>,
@@ -252,6 +254,7 @@ pub fn run(
         failures: Vec::new(),
         arrays: BTreeMap::new(),
         profiles: None,
+        early_probe: None,
         probe: None,
         probe_started: false,
         modules: None,
@@ -264,6 +267,11 @@ pub fn run(
         Step::ServiceIp { ip } if ip.address.is_ipv4() => Some(ip),
         _ => None,
     });
+    // Asking is harmless before the fence; what counts is judged against it (net::probe).
+    // A check that cannot start here is started again once the peer is fenced.
+    if let Some(ip) = service_ip {
+        r.early_probe = crate::net::start_probe(ip).ok();
+    }
     let mut events = Vec::new();
     let mut rechecked = Vec::new();
     for step in steps {
@@ -285,7 +293,8 @@ pub fn run(
         }
         if !is_fencing(step) {
             // Once the peer is fenced, and not before: the fencing race for the storage
-            // is decided by who is faster, so nothing competes with it for the CPU.
+            // is decided by who is faster, so no module loading competes with it for the
+            // CPU (the early duplicate address check mostly sleeps).
             if r.modules.is_none() {
                 r.modules = Some(fs::preload(&fs_types(steps)));
             }
@@ -420,19 +429,24 @@ impl Run<'_> {
         })
     }
 
-    /// Start the service address's duplicate check once, before the first step after
-    /// fencing, so that it runs while the filesystems are checked and mounted. Without a
-    /// proof for the peer (a plan that failed to fence stops before this) it waits for
-    /// the service-address step, which refuses.
+    /// Tie the service address's duplicate check to the peer's fence once, before the
+    /// first step after fencing, so that it runs while the filesystems are checked and
+    /// mounted. Without a proof for the peer (a plan that failed to fence stops before
+    /// this) it waits for the service-address step, which refuses.
     fn start_probe(&mut self, step: &Step, ip: &crate::net::ServiceIp) -> Result<(), EngineError> {
         if self.probe_started {
             return Ok(());
         }
         self.probe_started = true;
+        let early = self.early_probe.take();
         let Ok(proof) = self.proof(step, &format!("service address {}", ip.address)) else {
             return Ok(());
         };
-        self.probe = Some(crate::net::start_probe(ip, proof)?);
+        let early = match early {
+            Some(p) => p,
+            None => crate::net::start_probe(ip)?,
+        };
+        self.probe = Some(early.after_fencing(ip, proof)?);
         Ok(())
     }
 
@@ -842,6 +856,14 @@ fn shown(f: &Filesystem, dev: &Path) -> String {
 
 /// The filesystem on `dev` is the recorded one (type and UUID), or the run stops.
 fn identity(dev: &Path, f: &Filesystem) -> Result<(), EngineError> {
+    // The recorded UUID in an ext superblock is the answer, without starting blkid;
+    // anything else is left to blkid, which also names what is there instead.
+    if let Some(want) = &f.uuid
+        && let Some(found) = fs::ext_uuid(dev, &f.fs_type)
+        && same_uuid(want, &found)
+    {
+        return Ok(());
+    }
     let (ty, uuid) = fs::blkid_probe(dev).map_err(|source| EngineError::Fs {
         step: format!("check {}", f.name()),
         source,
