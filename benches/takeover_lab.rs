@@ -623,8 +623,8 @@ fn main() {
         b_total_nowait - b_fsck,
     );
     note(&format!(
-        "hamn's process ended {:.2} s after its start: after the address step it sends the \
-         remaining announcements, one a second, while services would start; not in the \
+        "hamn's process ended {:.2} s after its start (the announcements still due go out \
+         from a detached process, one a second); not in the \
          totals: `hamn pr unfence` at mn2's boot ({:.2} s), the standby registration the \
          anchor does in its storage step",
         a.wall, a.unfence

@@ -595,7 +595,7 @@ fn an_answer_heard_before_the_fence_means_probing_again_after_it() {
         return;
     }
     let address: std::net::Ipv4Addr = "10.207.0.1".parse().expect("ip");
-    let link = Link::new("8");
+    let link = Link::new("b");
     link.ip_b(&["addr", "add", "10.207.0.1/24", "dev", &link.vb]);
     let ip = link.service_ip("10.207.0.1/24");
     let listener = link.listen_b(4.0);
@@ -645,7 +645,7 @@ fn silence_that_outlasts_the_fence_is_the_verdict() {
         return;
     }
     let address: std::net::Ipv4Addr = "10.208.0.1".parse().expect("ip");
-    let link = Link::new("9");
+    let link = Link::new("c");
     let ip = link.service_ip("10.208.0.1/24");
     let listener = link.listen_b(3.0);
     let outcome = link.in_a(|| {
@@ -672,7 +672,8 @@ fn silence_that_outlasts_the_fence_is_the_verdict() {
 
 /// The first announcement goes out before the address step is done; when the takeover
 /// then fails (a service that does not start), the repeats stop. A takeover that
-/// completes sends all of them before it ends.
+/// completes returns at once and leaves the repeats to a detached process that holds
+/// the run's lock: a giveback started right after waits for the last one.
 #[test]
 fn a_takeover_that_fails_after_the_announcement_stops_its_repeats() {
     if !netns_possible() {
@@ -721,11 +722,32 @@ fn a_takeover_that_fails_after_the_announcement_stops_its_repeats() {
         },
     ];
     engine_in_a(&link, dir.path(), steps).expect("completes");
+    let returned = std::time::SystemTime::now();
+    // A giveback started at once (as the cluster may) waits for the repeats, then runs.
+    let lock =
+        hamn::takeover::lock::RunLock::acquire(&dir.path().join("takeover.json"), "giveback", "")
+            .expect("waits for the announcements, then takes the lock");
+    let acquired = std::time::SystemTime::now();
+    drop(lock);
     let heard = listener.join().expect("listener");
     assert_eq!(
         announced_by(&heard, &link.mac_a()),
         hamn::net::ANNOUNCEMENTS as usize,
         "every announcement: {heard:?}"
+    );
+    let last = heard
+        .iter()
+        .filter(|h| h.is_announcement_of(address) && h.sender_mac == link.mac_a())
+        .map(|h| h.at)
+        .max()
+        .expect("announcements");
+    assert!(
+        returned < last,
+        "the takeover returned only after its last announcement"
+    );
+    assert!(
+        last <= acquired,
+        "the giveback did not wait for the last one"
     );
 }
 

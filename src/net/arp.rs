@@ -151,6 +151,81 @@ impl Socket {
         Ok(())
     }
 
+    /// Send `arp` `count` more times from a detached process: the first after
+    /// `first_in`, then `interval` apart. The process keeps this socket and the
+    /// descriptors in `keep` open and closes every other; it is a grandchild, adopted by
+    /// init, so nobody has to reap it.
+    pub fn repeat_detached(
+        &self,
+        arp: &Arp,
+        count: u32,
+        first_in: Duration,
+        interval: Duration,
+        keep: &[std::os::fd::RawFd],
+    ) -> std::io::Result<()> {
+        // Everything the children use is prepared here: between fork(2) and _exit(2) a
+        // child of a multi-threaded process may only make async-signal-safe calls.
+        let frame = arp.encode();
+        let fd = self.fd.as_raw_fd();
+        let to = self.to;
+        let to_len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        let spec = |d: Duration| libc::timespec {
+            tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(1),
+            tv_nsec: libc::c_long::from(d.subsec_nanos()),
+        };
+        let (first, every) = (spec(first_in), spec(interval));
+        let mut kept = [-1; 8];
+        for (slot, k) in kept.iter_mut().zip(keep) {
+            *slot = *k;
+        }
+        // SAFETY: sysconf is safe to call; the bound keeps the closing loop short.
+        let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(256, 65536) as i32;
+        // SAFETY: fork(2); the children below call only setsid, fork, close, nanosleep,
+        // sendto and _exit (async-signal-safe), on the copies of the values above.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if pid == 0 {
+            // SAFETY: async-signal-safe calls only, in the forked child; it never returns.
+            unsafe {
+                libc::setsid();
+                if libc::fork() != 0 {
+                    libc::_exit(0);
+                }
+                for other in 0..open_max {
+                    if other != fd && !kept.contains(&other) {
+                        libc::close(other);
+                    }
+                }
+                let mut wait = first;
+                for _ in 0..count {
+                    let mut rest = libc::timespec {
+                        tv_sec: 0,
+                        tv_nsec: 0,
+                    };
+                    while libc::nanosleep(&raw const wait, &raw mut rest) == -1 {
+                        wait = rest;
+                    }
+                    libc::sendto(
+                        fd,
+                        frame.as_ptr().cast(),
+                        frame.len(),
+                        0,
+                        (&raw const to).cast(),
+                        to_len,
+                    );
+                    wait = every;
+                }
+                libc::_exit(0);
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for the child just forked, which exits at once.
+        unsafe { libc::waitpid(pid, &raw mut status, 0) };
+        Ok(())
+    }
+
     /// The next ARP packet another host sent on the device before `until`, or None when
     /// none came. Frames this node sent are not returned.
     pub fn receive(&self, until: Instant) -> std::io::Result<Option<Arp>> {

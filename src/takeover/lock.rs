@@ -4,6 +4,11 @@
 //! running one, read from the lock file, where the holder keeps its PID, flow and the
 //! step it is on.
 //!
+//! A takeover that is done but still announcing its service address (the repeats go on
+//! from a detached process that holds the lock, see `net::Announcer::detach`) is waited
+//! for, a few seconds at most, rather than refused: a giveback the cluster starts right
+//! after a start must not fail, nor remove the address while it is being announced.
+//!
 //! The kernel drops the lock when the holder exits, however it exits (kill -9 included),
 //! so a stale lock file never blocks anything; the file itself stays. Its descriptor is
 //! close-on-exec: the commands hamn runs do not inherit the lock.
@@ -70,6 +75,14 @@ impl Holder {
     }
 }
 
+/// The step a takeover notes while its announcement repeats go on after it is done.
+pub const ANNOUNCING: &str = "announcing the service address";
+
+/// How long a run waits for another that is only announcing: every repeat, and a margin.
+fn announcing_wait() -> std::time::Duration {
+    crate::net::ANNOUNCE_INTERVAL * crate::net::ANNOUNCEMENTS + std::time::Duration::from_secs(1)
+}
+
 /// The lock file of the journal at `journal`.
 pub fn lock_path(journal: &Path) -> PathBuf {
     let mut name = journal.as_os_str().to_owned();
@@ -105,14 +118,23 @@ impl RunLock {
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
-                return Err(busy(&path, &text));
+        let waited_from = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut text = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut text);
+                    let announcing = serde_json::from_str::<Holder>(text.trim())
+                        .is_ok_and(|h| h.step == ANNOUNCING);
+                    if !announcing || waited_from.elapsed() > announcing_wait() {
+                        return Err(busy(&path, &text));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(TryLockError::Error(e)) => return Err(io(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
         }
         let mut lock = RunLock {
             file,
@@ -126,6 +148,11 @@ impl RunLock {
         };
         lock.write().map_err(io)?;
         Ok(lock)
+    }
+
+    /// The lock's descriptor, for a process that must hold it after this one ends.
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(&self.file)
     }
 
     /// Note the step the run is on, for a second run's refusal.

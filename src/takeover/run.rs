@@ -149,7 +149,7 @@ impl EngineError {
 }
 
 /// The journal's mark of a storage fence that found the peer's storage given back.
-const GIVEN_BACK: &str = "gave the storage back cleanly";
+pub(crate) const GIVEN_BACK: &str = "gave the storage back cleanly";
 
 /// Which flow a run belongs to (the journal says so, and giveback reads it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -352,10 +352,12 @@ pub fn run(
         }
     }
     r.gate_checks()?;
-    // The repeats go out while the services start; the run (and its lock) ends after the
-    // last, so that a giveback cannot remove the address while it is still announced.
+    // The repeats go out while the services start; what is still due when the run is
+    // done goes out from a detached process that holds the run's lock until the last, so
+    // that a giveback waits rather than removing the address while it is announced.
     if let Some(a) = r.announcer.take() {
-        a.finish();
+        lock.set_step(super::lock::ANNOUNCING);
+        a.detach(&[lock.raw_fd()]);
     }
     if ctx.flow == Flow::Giveback {
         Journal::retire(&ctx.journal)?;

@@ -298,11 +298,19 @@ fn users_lack(service_ip: Option<&str>, services: &[(String, String)]) -> Vec<St
 /// over from it (a giveback retires the journal).
 const FENCE_STEPS: [&str; 3] = ["fence-power", "fence-storage", "fence-override"];
 
+/// This node's takeover fenced `peer`. A peer that had given the storage back cleanly (a
+/// planned move) was not fenced: it runs on, and its power is no alarm.
 fn took_over_from(j: &Journal, peer: &str) -> bool {
-    j.peer == peer
-        && FENCE_STEPS
+    let fenced = |step: &str| {
+        j.entries
             .iter()
-            .any(|s| j.state_of(s) == Some(super::journal::State::Done))
+            .rev()
+            .find(|e| e.step == step)
+            .is_some_and(|e| {
+                e.state == super::journal::State::Done && !e.detail.contains(super::run::GIVEN_BACK)
+            })
+    };
+    j.peer == peer && FENCE_STEPS.iter().any(|s| fenced(s))
 }
 
 /// A peer this node fenced and took over from whose power reads "on" again: it is
@@ -478,6 +486,17 @@ mod tests {
         let mut j = Journal::new(&path, "mn1", "san");
         j.record("check /install", State::Done, "").expect("w");
         assert!(!took_over_from(&j, "mn1"), "no fencing step");
+        // A planned move: mn1 gave back, nothing was fenced, mn1 runs on.
+        let mut j = Journal::new(&path, "mn1", "san");
+        let detail = format!(
+            "mn1 {}: its key is on no path",
+            crate::takeover::run::GIVEN_BACK
+        );
+        j.record("fence-storage", State::Done, &detail).expect("w");
+        assert!(
+            !took_over_from(&j, "mn1"),
+            "a peer that gave back was not fenced"
+        );
     }
 
     #[test]
