@@ -290,6 +290,28 @@ fn the_stdin_password_appears_in_no_log_line() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains(PASSWORD));
 }
 
+/// `standby_delay` decides by who holds the shared LUNs, which only hamn.toml names: a
+/// BMC given on standard input alone is refused with the reason, and nothing is fenced.
+#[test]
+fn standby_delay_without_hamn_toml_is_refused_and_fences_nothing() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    let stdin = adhoc(
+        mn1.bmc.addr(),
+        "off",
+        &format!("username=admin\npassword={PASSWORD}\ncipher=3\nstandby_delay=5"),
+    );
+    let out = run(&stdin);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("standby_delay needs hamn.toml"),
+        "{}",
+        show(&out)
+    );
+    assert!(mn1.bmc.server_alive(), "fenced although refused");
+}
+
 fn adhoc(addr: std::net::SocketAddr, action: &str, extra: &str) -> String {
     format!(
         "action={action}\nip={}\nipport={}\nconfig=/nonexistent\n{extra}\n",

@@ -265,6 +265,19 @@ pub const PARAMS: &[Param] = &[
          died with it",
     ),
     p(
+        "standby_delay",
+        &[],
+        None,
+        None,
+        Kind::Second,
+        Some("0"),
+        "Wait X seconds before powering off a node that does not hold the shared LUNs (the \
+         standby), none before powering off the node that serves: when the cluster link of \
+         two nodes is cut, both fence at once, and this lets the standby win instead of \
+         both losing, without delaying the recovery from a crash of the serving node. \
+         Needs hamn.toml",
+    ),
+    p(
         "verbose",
         &[],
         Some("verbose"),
@@ -633,6 +646,11 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
     if let (Some(d), "off" | "reboot") = (delay, action.as_str()) {
         std::thread::sleep(Duration::from_secs_f64(d));
     }
+    if let (Some(d), "off" | "reboot") = (number(inputs, "standby_delay")?, action.as_str())
+        && d > 0.0
+    {
+        std::thread::sleep(standby_wait(&peer, config.as_ref(), d)?);
+    }
     match action.as_str() {
         "off" => {
             let done = fence_peer(&peer, &profiles, timeout).map_err(CommandError::from)?;
@@ -671,6 +689,47 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
             };
             Ok(report(line, exit, serde_json::json!({"power": state})))
         }
+    }
+}
+
+/// How long to wait before powering off `peer` under `standby_delay=d`: nothing when it
+/// serves (it holds the reservation on every readable path of every shared LUN), `d`
+/// otherwise, unknown included. Two nodes whose cluster link is cut fence each other at
+/// the same moment; the one that serves is fenced at once and the standby only later,
+/// so the standby wins, takes over, and the two cannot both be powered off. A crash of
+/// the node that serves, the common case, is never delayed.
+fn standby_wait(peer: &Peer, config: Option<&Config>, d: f64) -> Result<Duration, AgentError> {
+    use crate::scsi::pr::Key;
+    use crate::scsi::reserve;
+    let cfg = config.ok_or_else(|| {
+        AgentError::Usage(format!(
+            "standby_delay needs hamn.toml (the key of '{}' and the shared LUNs, to tell \
+             whether it serves); pass config= or install /etc/hamn/hamn.toml",
+            peer.name
+        ))
+    })?;
+    let inventory = crate::disks::inventory().map_err(CommandError::from)?;
+    let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
+        .map_err(CommandError::from)?;
+    let victim = reserve::key_text(Key(peer.pr_key()));
+    let serves = !luns.is_empty()
+        && luns.iter().all(|lun| {
+            reserve::status(lun).is_ok_and(|r| {
+                let read: Vec<_> = r.paths.iter().filter(|p| p.ok).collect();
+                !read.is_empty() && read.iter().all(|p| p.holder.as_deref() == Some(&victim))
+            })
+        });
+    if serves {
+        tracing::info!(node = %peer.name, "it holds the shared LUNs: fenced without delay");
+        Ok(Duration::ZERO)
+    } else {
+        tracing::info!(
+            node = %peer.name,
+            seconds = d,
+            "it does not hold the shared LUNs (the standby, or unknown): waiting \
+             standby_delay before powering it off"
+        );
+        Ok(Duration::from_secs_f64(d))
     }
 }
 
