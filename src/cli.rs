@@ -151,6 +151,9 @@ pub struct TakeoverArgs {
     /// Skip power fencing (the storage is still fenced): the admin confirms the failed node is off or disconnected (logged)
     #[arg(long)]
     pub i_know_the_peer_is_off: bool,
+    /// First register this node's key on every shared LUN, even if it was fenced since it last held them, as `hamn pr unfence --all-shared --rejoin` (what a cluster's start does; logged)
+    #[arg(long)]
+    pub rejoin: bool,
 }
 
 #[derive(Debug, Args)]

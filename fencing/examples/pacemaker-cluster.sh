@@ -19,13 +19,15 @@ crm_attribute --type crm_config --name stonith-enabled --update true
 for node in "$NODE1" "$NODE2"; do
     # Level 1: the node's BMC. A fenced management node stays off until the admin has
     # looked at it (Pacemaker's default reboot becomes off); hamn status raises an alarm
-    # if it runs again.
+    # if it runs again. standby_delay: the node that serves is powered off at once, the
+    # standby after 15 s, so a cut cluster link leaves one node (fence_hamn(8), TWO NODES).
     cibadmin -C -o resources --xml-text "
 <primitive id=\"fence-$node\" class=\"stonith\" type=\"fence_hamn\">
   <instance_attributes id=\"fence-$node-ia\">
     <nvpair id=\"fence-$node-hosts\" name=\"pcmk_host_list\" value=\"$node\"/>
     <nvpair id=\"fence-$node-config\" name=\"config\" value=\"$CONFIG\"/>
     <nvpair id=\"fence-$node-reboot\" name=\"pcmk_reboot_action\" value=\"off\"/>
+    <nvpair id=\"fence-$node-standby-delay\" name=\"standby_delay\" value=\"15\"/>
   </instance_attributes>
   <operations>
     <op id=\"fence-$node-monitor\" name=\"monitor\" interval=\"60s\"/>
@@ -61,14 +63,16 @@ cibadmin -C -o configuration --xml-text "
 </fencing-topology>"
 
 # The xCAT management node's role. The start checks every file system, so its timeout
-# covers the checks of a large /install; it stays where it runs (no automatic failback).
+# covers the checks of a large /install; it stays where it runs (no automatic failback:
+# stickiness 1000 outweighs the preference of 50, yet not a move's INFINITY, with which
+# INFINITY would tie, so that `crm_resource --move` would do nothing).
 cibadmin -C -o resources --xml-text "
 <primitive id=\"xcat-mn\" class=\"ocf\" provider=\"hamn\" type=\"takeover\">
   <instance_attributes id=\"xcat-mn-ia\">
     <nvpair id=\"xcat-mn-config\" name=\"config\" value=\"$CONFIG\"/>
   </instance_attributes>
   <meta_attributes id=\"xcat-mn-meta\">
-    <nvpair id=\"xcat-mn-stickiness\" name=\"resource-stickiness\" value=\"INFINITY\"/>
+    <nvpair id=\"xcat-mn-stickiness\" name=\"resource-stickiness\" value=\"1000\"/>
   </meta_attributes>
   <operations>
     <op id=\"xcat-mn-start\" name=\"start\" interval=\"0s\" timeout=\"1800s\"/>

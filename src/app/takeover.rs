@@ -72,12 +72,32 @@ fn summary(what: &str, outcome: &RunOutcome) -> String {
 
 pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandError> {
     if args.moved_disks {
+        if args.rejoin {
+            return Err(CommandError::Usage(
+                "--rejoin registers on shared LUNs: it does not go with --moved-disks".into(),
+            ));
+        }
         return moved_takeover(cli, args);
     }
     if args.manifest.is_some() || args.accept_degraded || args.read_write {
         return Err(CommandError::Usage(
             "--manifest, --accept-degraded and --read-write belong to --moved-disks".into(),
         ));
+    }
+    // The same registration as `hamn pr unfence --all-shared --rejoin`, in this process:
+    // the cluster's start saves starting a second hamn on the failover's path.
+    if args.rejoin && !args.dry_run {
+        let unfence = crate::cli::PrAction::Unfence(crate::cli::RegisterArgs {
+            target: crate::cli::PrTarget {
+                device: None,
+                all_shared: true,
+            },
+            rejoin: true,
+        });
+        let r = super::pr_cmd(cli, &unfence)?;
+        if r.exit != EXIT_OK {
+            return Ok(r);
+        }
     }
     tracing::debug!("takeover: reading the configuration");
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
@@ -87,9 +107,17 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
     let steps = flows::san::plan(&cfg, peer, statement)?;
     tracing::debug!(steps = steps.len(), "takeover: planned");
     if args.dry_run {
+        let mut human = render_plan(&format!("plan to take over from {}", peer.name), &steps);
+        if args.rejoin {
+            human = format!(
+                "first, as `hamn pr unfence --all-shared --rejoin`: this node's key \
+                 registered on every path of every shared LUN\n{human}"
+            );
+        }
         return Ok(Report {
-            human: render_plan(&format!("plan to take over from {}", peer.name), &steps),
-            json: json!({"dry_run": true, "peer": peer.name, "steps": plan_json(&steps)}),
+            human,
+            json: json!({"dry_run": true, "peer": peer.name, "rejoin": args.rejoin,
+                "steps": plan_json(&steps)}),
             exit: EXIT_OK,
         });
     }
