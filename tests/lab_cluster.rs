@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use support::lab::{GuestSpec, Lun, LunSpec, San, run_guest, spawn_guest};
+use support::lab::{GuestSpec, Lun, LunSpec, San, run_guest, spawn_guests};
 use support::sim::{SimBmc, SimOptions};
 
 const BMC_PASSWORD: &str = "hamn-test-pw";
@@ -503,8 +503,13 @@ fn start_cluster(lun_id: u32, mn1_script: &str, mn2_script: &str) -> Option<Clus
         link: (p2, cable.ends[1]),
         peer_bmc_port: bmc1.addr().port(),
     };
-    let mn1 = spawn_guest(&cluster_node(&n1, &lun, &cib, dir.path(), mn1_script));
-    let mn2 = spawn_guest(&cluster_node(&n2, &lun, &cib, dir.path(), mn2_script));
+    let mut nodes = spawn_guests(&[
+        cluster_node(&n1, &lun, &cib, dir.path(), mn1_script),
+        cluster_node(&n2, &lun, &cib, dir.path(), mn2_script),
+    ]);
+    let (Some(mn2), Some(mn1)) = (nodes.pop(), nodes.pop()) else {
+        panic!("two guests asked for, fewer booted");
+    };
     bmc1.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU"));
     bmc2.adopt_server(mn2.guest.qemu_pid().expect("mn2 QEMU"));
     Some(Cluster {

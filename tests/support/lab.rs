@@ -658,6 +658,21 @@ pub fn spawn_guest(spec: &GuestSpec) -> Background {
     }
 }
 
+/// Boots the guests side by side and returns at once, their slots taken all together: a
+/// cluster whose nodes boot in turn could hold one slot while another test holds the
+/// rest, each waiting for the other's second node.
+pub fn spawn_guests(specs: &[GuestSpec]) -> Vec<Background> {
+    let Slots(files) = Slots::take(specs.len());
+    specs
+        .iter()
+        .zip(files)
+        .map(|(spec, file)| Background {
+            guest: RunningGuest::spawn(spec),
+            _slot: Slots(vec![file]),
+        })
+        .collect()
+}
+
 /// A booted guest whose QEMU is killed by PID when this is dropped.  `run_guest` is
 /// `spawn` + `finish`; long-lived guests (the LIO SAN guest) wait for their own lines.
 pub struct RunningGuest {
