@@ -312,6 +312,55 @@ fn standby_delay_without_hamn_toml_is_refused_and_fences_nothing() {
     assert!(mn1.bmc.server_alive(), "fenced although refused");
 }
 
+/// With the xCAT data on NFS, a storage-level device cannot stand in for the power: the
+/// node it "fenced" would go on writing to the share. Every action of such a device fails
+/// with the reason, `monitor` included, so Pacemaker shows it failed from the start.
+#[test]
+fn the_storage_level_refuses_to_fence_a_node_whose_data_is_on_nfs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("hamn.toml");
+    std::fs::write(
+        &config,
+        r#"node = "mn2"
+
+[[takeover.mount]]
+device = "filer:/srv/xcat"
+mountpoint = "/install"
+type = "nfs4"
+
+[peers.mn1]
+fencing = ["power"]
+
+[peers.mn1.bmc]
+address = "127.0.0.1"
+user = "admin"
+password_env = "HAMN_UNUSED"
+"#,
+    )
+    .expect("write hamn.toml");
+    for stdin in [
+        format!(
+            "action=off\nport=mn1\nfencing=storage\nconfig={}\n",
+            config.display()
+        ),
+        format!(
+            "action=monitor\nfencing=storage\nconfig={}\n",
+            config.display()
+        ),
+    ] {
+        let out = run(&stdin);
+        assert_eq!(out.status.code(), Some(1), "{stdin}\n{}", show(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "fencing=storage cannot fence",
+            "/install on filer:/srv/xcat",
+            "fencing=power",
+        ] {
+            assert!(err.contains(want), "{want:?} missing:\n{}", show(&out));
+        }
+    }
+}
+
 fn adhoc(addr: std::net::SocketAddr, action: &str, extra: &str) -> String {
     format!(
         "action={action}\nip={}\nipport={}\nconfig=/nonexistent\n{extra}\n",

@@ -708,6 +708,7 @@ fn standby_wait(peer: &Peer, config: Option<&Config>, d: f64) -> Result<Duration
             peer.name
         ))
     })?;
+    no_shares_at_the_storage_level(cfg, &peer.name)?;
     let inventory = crate::disks::inventory().map_err(CommandError::from)?;
     let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
         .map_err(CommandError::from)?;
@@ -743,6 +744,7 @@ fn standby_wait(peer: &Peer, config: Option<&Config>, d: f64) -> Result<Duration
 fn monitor_storage(inputs: &Inputs) -> Result<Report, AgentError> {
     let path = PathBuf::from(inputs.get("config").unwrap_or(crate::config::DEFAULT_PATH));
     let cfg = Config::load(&path)?;
+    no_shares_at_the_storage_level(&cfg, "this node's peers")?;
     let inventory = crate::disks::inventory().map_err(CommandError::from)?;
     let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
         .map_err(CommandError::from)?;
@@ -800,6 +802,26 @@ fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, 
     Ok(report("", EXIT_OK, serde_json::Value::Object(json)))
 }
 
+/// A storage-level fence cannot stand for the node's power where the xCAT data is on
+/// NFS: the node, preempted on the LUNs, would keep writing to the share. Failing here
+/// (every action, `monitor` included, so that the device shows failed from the start)
+/// leaves Pacemaker with the power level only, and no false "fenced".
+fn no_shares_at_the_storage_level(cfg: &Config, node: &str) -> Result<(), AgentError> {
+    let shares: Vec<String> = cfg
+        .network_mounts()
+        .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
+        .collect();
+    if shares.is_empty() {
+        return Ok(());
+    }
+    Err(AgentError::Storage(format!(
+        "fencing=storage cannot fence {node}: hamn.toml keeps xCAT data on NFS ({}), which \
+         has no reservation, so {node} could still write there. Fence through the BMC only \
+         (fencing=power); remove this device from the fencing topology",
+        shares.join(", ")
+    )))
+}
+
 /// The storage level (`fencing=storage`): what fence_scsi does, with hamn's tie-breaking
 /// preempt. `off` registers this node's key where it is missing (the boot-time rule), then
 /// preempts the node's key on every path of every shared LUN through paths where this
@@ -825,6 +847,7 @@ fn storage_level(
             peer.name
         ))
     })?;
+    no_shares_at_the_storage_level(cfg, &peer.name)?;
     let inventory = crate::disks::inventory().map_err(CommandError::from)?;
     let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
         .map_err(CommandError::from)?;

@@ -257,10 +257,23 @@ pub fn giveback_cmd(cli: &Cli, args: &GivebackArgs) -> Result<Report, CommandErr
         }
     };
     let outcome = run::run(&ctx, &steps, &mut progress)?;
+    let mut human = "storage given back: the other node can run `hamn takeover` now".to_string();
+    // Only a node with shared LUNs has a key to register again; NFS alone has none.
+    if steps
+        .iter()
+        .any(|s| matches!(s, Step::Release { luns } if !luns.is_empty()))
+    {
+        human.push_str("; run `hamn pr unfence --all-shared` here afterwards to stand by again");
+    } else if cfg
+        .as_ref()
+        .is_some_and(|c| c.network_mounts().next().is_some())
+    {
+        human.push_str(
+            "; it will power this node off first (NFS keeps no record that this node let go)",
+        );
+    }
     Ok(Report {
-        human: "storage given back: the other node can run `hamn takeover` now; run `hamn pr \
-                unfence --all-shared` here afterwards to stand by again"
-            .into(),
+        human,
         json: json!({"steps": outcome.events}),
         exit: EXIT_OK,
     })

@@ -171,7 +171,8 @@ pub struct TakeoverConfig {
 #[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MountConfig {
-    /// UUID=..., LABEL=..., or a device path (/dev/mapper/xcat-install).
+    /// UUID=..., LABEL=..., or a device path (/dev/mapper/xcat-install); for NFS the
+    /// share, "server:/export".
     pub device: String,
     pub mountpoint: PathBuf,
     #[serde(rename = "type")]
@@ -179,6 +180,22 @@ pub struct MountConfig {
     /// check-only (default: refuse on any problem) or repair (e2fsck -p; never xfs_repair -L).
     #[serde(default)]
     pub check: Policy,
+    /// NFS only: mount options for mount.nfs ("vers=4.2,hard,timeo=600").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
+}
+
+/// The network filesystem types `[[takeover.mount]]` accepts. NFS has no reservation a
+/// takeover could preempt and no client-side checker: only powering the peer off stops
+/// its writes, and the server checks its own filesystems.
+pub fn is_network_fs(fs_type: &str) -> bool {
+    matches!(fs_type, "nfs" | "nfs4")
+}
+
+impl MountConfig {
+    pub fn is_network(&self) -> bool {
+        is_network_fs(&self.fs_type)
+    }
 }
 
 /// What a filesystem check may do beyond replaying the journal or log. Here rather than
@@ -329,6 +346,61 @@ impl Peer {
     }
 }
 
+/// What hamn.toml may say about NFS mounts: options only there, no repair (there is no
+/// checker), a share "server:/export", and every peer fenced by power, since a peer
+/// fenced at the storage only would keep writing to the share.
+fn check_network_mounts(
+    takeover: &TakeoverConfig,
+    peers: &BTreeMap<String, Peer>,
+) -> Result<(), String> {
+    for m in &takeover.mounts {
+        let mp = m.mountpoint.display();
+        if !m.is_network() {
+            if m.options.is_some() {
+                return Err(format!(
+                    "[[takeover.mount]] {mp}: 'options' applies to nfs and nfs4 mounts only \
+                     (hamn mounts {} itself, read-write, after its check)",
+                    m.fs_type
+                ));
+            }
+            continue;
+        }
+        if m.check == Policy::Repair {
+            return Err(format!(
+                "[[takeover.mount]] {mp}: check = \"repair\" does not apply to {}: there is \
+                 no client-side checker (the NFS server checks its own filesystems); remove \
+                 the key",
+                m.fs_type
+            ));
+        }
+        let share_ok = m
+            .device
+            .split_once(":/")
+            .is_some_and(|(host, _)| !host.is_empty() && !host.contains('/'));
+        if !share_ok {
+            return Err(format!(
+                "[[takeover.mount]] {mp}: device '{}' is not an NFS share; write it as \
+                 \"server:/export\"",
+                m.device
+            ));
+        }
+        if let Some(p) = peers
+            .values()
+            .find(|p| !p.fencing.contains(&FencingKind::Power))
+        {
+            return Err(format!(
+                "[[takeover.mount]] {mp} is on NFS ({}), which has no reservation to \
+                 preempt: only powering the peer off stops its writes there. peers.{}.fencing \
+                 leaves out \"power\", so a takeover would mount the share while {} may \
+                 still write to it. Set fencing = [\"storage\", \"power\"] (or [\"power\"] \
+                 without shared LUNs)",
+                m.device, p.name, p.name
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
 }
@@ -420,6 +492,10 @@ impl Config {
                 },
             );
         }
+        check_network_mounts(&raw.takeover, &peers).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(Config {
             path: path.to_path_buf(),
             node: raw.node,
@@ -428,6 +504,11 @@ impl Config {
             takeover: raw.takeover,
             peers,
         })
+    }
+
+    /// The `[[takeover.mount]]` entries on NFS.
+    pub fn network_mounts(&self) -> impl Iterator<Item = &MountConfig> {
+        self.takeover.mounts.iter().filter(|m| m.is_network())
     }
 
     pub fn peer(&self, node: &str) -> Result<&Peer, ConfigError> {
@@ -558,6 +639,61 @@ user = "admin"
 password_file = "/etc/hamn/mn1.pw"
 cipher_suite = 17
 "#;
+
+    /// GOOD with the xCAT data on NFS and `fencing` for mn1.
+    fn on_nfs(fencing: &str, mount_extra: &str) -> String {
+        GOOD.replace(
+            "[peers.mn1.bmc]",
+            &format!(
+                "[[takeover.mount]]\ndevice = \"filer:/srv/xcat\"\nmountpoint = \"/install\"\n\
+                 type = \"nfs4\"\n{mount_extra}\n[peers.mn1]\nfencing = {fencing}\n\n[peers.mn1.bmc]"
+            ),
+        )
+    }
+
+    #[test]
+    fn xcat_data_on_nfs_needs_the_peer_powered_off() {
+        let ok = Config::parse(
+            Path::new("h.toml"),
+            &on_nfs(r#"["storage", "power"]"#, "options = \"vers=4.2,hard\""),
+        )
+        .expect("parses");
+        let m: Vec<_> = ok.network_mounts().collect();
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].options.as_deref(), Some("vers=4.2,hard"));
+        assert!(Config::parse(Path::new("h.toml"), &on_nfs(r#"["power"]"#, "")).is_ok());
+        // Storage fencing alone would leave mn1 writing to the share.
+        let e = Config::parse(Path::new("h.toml"), &on_nfs(r#"["storage"]"#, ""))
+            .unwrap_err()
+            .to_string();
+        for want in ["/install is on NFS", "peers.mn1.fencing", "\"power\""] {
+            assert!(e.contains(want), "{want:?} missing in: {e}");
+        }
+    }
+
+    #[test]
+    fn nfs_mounts_take_no_repair_and_a_share_is_server_colon_path() {
+        let e = Config::parse(
+            Path::new("h.toml"),
+            &on_nfs(r#"["power"]"#, "check = \"repair\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no client-side checker"), "{e}");
+        let text = on_nfs(r#"["power"]"#, "").replace("filer:/srv/xcat", "/dev/sdb1");
+        let e = Config::parse(Path::new("h.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server:/export"), "{e}");
+        // Mount options are for NFS; local filesystems are mounted by hamn itself.
+        let text = on_nfs(r#"["power"]"#, "options = \"noatime\"")
+            .replace("filer:/srv/xcat", "LABEL=x")
+            .replace("nfs4", "ext4");
+        let e = Config::parse(Path::new("h.toml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("'options' applies to nfs"), "{e}");
+    }
 
     #[test]
     fn a_good_file_loads() {

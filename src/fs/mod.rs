@@ -31,6 +31,7 @@ use crate::fence::proof::Fenced;
 mod ext;
 pub mod extsb;
 mod mount;
+pub mod nfs;
 mod preload;
 mod xfs;
 
@@ -256,6 +257,17 @@ pub enum FsError {
         command: String,
         exit: Option<i32>,
         said: Vec<String>,
+    },
+    #[error(
+        "refusing to mount the NFS share {share}: the proof that {node} cannot write is \
+         \"{proof}\", which stops writes to shared LUNs, not to an NFS server. Nothing was \
+         mounted. Power {node} off first (`hamn fence {node}`), or, once you have confirmed \
+         it is off, run the takeover with --i-know-the-peer-is-off (logged)"
+    )]
+    ShareNeedsPowerOff {
+        share: String,
+        node: String,
+        proof: String,
     },
     #[error(
         "{mountpoint} is mounted, but `mount -o remount,rw {mountpoint}` failed{}; see `dmesg`",

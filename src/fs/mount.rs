@@ -64,7 +64,7 @@ pub(super) fn is_device(entry: &MountEntry, device: &Path) -> bool {
 }
 
 /// What is visible at `mountpoint`: with stacked mounts, the last one.
-fn mounted_at<'a>(table: &'a [MountEntry], mountpoint: &Path) -> Option<&'a MountEntry> {
+pub(super) fn mounted_at<'a>(table: &'a [MountEntry], mountpoint: &Path) -> Option<&'a MountEntry> {
     table.iter().rev().find(|m| m.mount_point == mountpoint)
 }
 

@@ -598,10 +598,12 @@ impl Run<'_> {
                 self.proofs.push(proof);
                 Ok((Outcome::Done, detail))
             }
-            Step::FencePower { .. } => {
+            Step::FencePower { shares, .. } => {
                 // A planned switchover: the storage proof shows the peer gave everything
-                // back and cannot write; powering it off would only cost a good node.
+                // back and cannot write; powering it off would only cost a good node. Not
+                // with NFS shares: the LUNs say nothing about what the peer mounts.
                 if let Some(last) = self.proofs.last()
+                    && shares.is_empty()
                     && last.node() == peer
                     && let fence::FenceMethod::Released { luns, victim_key } = last.method()
                 {
@@ -789,6 +791,9 @@ impl Run<'_> {
 
     fn mount(&mut self, step: &Step, f: &Filesystem) -> StepResult {
         self.gate_checks()?;
+        if f.is_network() {
+            return self.mount_share(step, f);
+        }
         let name = f.name();
         let proof = self.proof(step, &format!("filesystem {name}"))?.clone();
         let dev = self.device(f)?;
@@ -839,6 +844,65 @@ impl Run<'_> {
                 }
             ),
         ))
+    }
+}
+
+impl Run<'_> {
+    /// An NFS share: no check, and the proof must be the peer's power being off (or the
+    /// admin's statement), wherever it is in this run's proofs: the storage proof may
+    /// come after it.
+    fn mount_share(&mut self, step: &Step, f: &Filesystem) -> StepResult {
+        let name = f.name();
+        let (Some(mp), Device::Spec { spec: share }) = (&f.mountpoint, &f.device) else {
+            return Err(EngineError::NoDevice {
+                what: name,
+                device: "an NFS share without a mount point".into(),
+            }
+            .into());
+        };
+        self.proof(step, &format!("the NFS share {share}"))?;
+        let proof = self
+            .proofs
+            .iter()
+            .rev()
+            .find(|p| p.node() == self.ctx.peer && fs::nfs::proof_covers_shares(p))
+            .or(self.proofs.last())
+            .cloned()
+            .ok_or_else(|| EngineError::NoProof {
+                step: step.id(),
+                peer: self.ctx.peer.clone(),
+            })?;
+        let m = fs::nfs::mount_share(
+            share,
+            &f.fs_type,
+            f.options.as_deref(),
+            mp,
+            &proof,
+            &self.ctx.peer,
+        )
+        .map_err(|source| EngineError::Fs {
+            step: step.id(),
+            source,
+        })?;
+        let how = if m.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        };
+        Ok(if m.already {
+            (
+                Outcome::InPlace,
+                format!(
+                    "{share} already mounted on {} ({how})",
+                    m.mountpoint.display()
+                ),
+            )
+        } else {
+            (
+                Outcome::Done,
+                format!("{share} on {} ({how}, NFS)", m.mountpoint.display()),
+            )
+        })
     }
 }
 
@@ -937,6 +1001,7 @@ mod tests {
             mountpoint: Some("/install".into()),
             policy: crate::fs::Policy::CheckOnly,
             read_only: false,
+            options: None,
         }
     }
 

@@ -422,7 +422,10 @@ fn mount_state(mountpoint: &std::path::Path, device: &super::step::Device) -> Mo
     let mounted = match (&dev, device) {
         (Some(d), _) => crate::fs::is_mounted_at(d, mountpoint),
         (None, super::step::Device::Array { uuid, .. }) => array_mounted(uuid, mountpoint),
-        (None, _) => false,
+        // Not a device node: an NFS share, or a device that is not here.
+        (None, super::step::Device::Spec { spec }) => {
+            crate::fs::nfs::is_share_mounted_at(spec, mountpoint)
+        }
     };
     MountState {
         mountpoint: mountpoint.to_path_buf(),

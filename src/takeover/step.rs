@@ -32,9 +32,17 @@ pub struct Filesystem {
     pub mountpoint: Option<PathBuf>,
     pub policy: Policy,
     pub read_only: bool,
+    /// NFS only: mount.nfs's options from hamn.toml.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub options: Option<String>,
 }
 
 impl Filesystem {
+    /// An NFS share: nothing to check, and only a power-off stops the peer's writes.
+    pub fn is_network(&self) -> bool {
+        crate::fs::nfs::is_network_fs(&self.fs_type)
+    }
+
     /// The name steps go by: the mount point, else the device.
     pub fn name(&self) -> String {
         match (&self.mountpoint, &self.device) {
@@ -74,6 +82,10 @@ pub enum Step {
     FencePower {
         peer: String,
         bmc: String,
+        /// The NFS shares of the plan ("/install on filer:/srv/xcat"): with any, the power
+        /// fence runs even after a clean giveback, which only the LUNs can show.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        shares: Vec<String>,
     },
     /// In place of the power fence: the admin's statement that the peer is off or
     /// physically disconnected (--i-know-the-peer-is-off), logged as an audit record.
@@ -238,15 +250,23 @@ impl Step {
                 "# no power fence: the admin states that {peer} is off or disconnected \
                  ({statement}), logged"
             )],
-            Step::FencePower { peer, bmc } => vec![
+            Step::FencePower { peer, bmc, shares } => vec![
                 format!(
                     "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
                      (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
                 ),
-                format!(
-                    "# skipped when the storage fence found that {peer} gave the storage back \
-                     cleanly (its key on no path, no holder)"
-                ),
+                if shares.is_empty() {
+                    format!(
+                        "# skipped when the storage fence found that {peer} gave the storage \
+                         back cleanly (its key on no path, no holder)"
+                    )
+                } else {
+                    format!(
+                        "# never skipped: NFS keeps no reservation that could show {peer} let \
+                         go of {}",
+                        shares.join(", ")
+                    )
+                },
             ],
             Step::Assemble { array } => {
                 let mut v = Vec::new();
@@ -282,15 +302,20 @@ impl Step {
             }
             // hamn makes the mount(2) call itself (issue 13); the line is the mount(8)
             // command that does the same, for the admin.
-            Step::Mount { fs } => match &fs.mountpoint {
-                Some(mp) => vec![format!(
+            Step::Mount { fs } => match (&fs.mountpoint, &fs.device) {
+                (Some(mp), Device::Spec { spec }) if fs.is_network() => vec![format!(
+                    "{}   # NFS: no check; {}",
+                    crate::fs::nfs::mount_command(spec, &fs.fs_type, fs.options.as_deref(), mp),
+                    "only after the power fence (or --i-know-the-peer-is-off)"
+                )],
+                (Some(mp), _) => vec![format!(
                     "mount -t {} -o {} {} {}   # done by hamn with mount(2)",
                     fs.fs_type,
                     if fs.read_only { "ro" } else { "rw" },
                     shown_device(&fs.device).display(),
                     mp.display()
                 )],
-                None => vec!["# no mount point recorded: checked only".into()],
+                (None, _) => vec!["# no mount point recorded: checked only".into()],
             },
             Step::ServiceIp { ip } => crate::net::ip_plan(ip),
             Step::Service { service } => crate::svc::service_plan(service),

@@ -1302,3 +1302,100 @@ while :; do sleep 3600; done
 "#
     )
 }
+
+// ---------------------------------------------------------------------------------------
+// The NFS filer guest: the kernel's nfsd, for xCAT's option 5 (the xCAT data on NFS)
+// ---------------------------------------------------------------------------------------
+
+/// A third guest running the kernel NFS server (NFSv4 only, TCP), exporting one
+/// directory, reached from the host at 127.0.0.1:<port> (`hostfwd` to 10.0.2.15:2049)
+/// and so from every other guest's user network at 10.0.2.2:<port>. The management
+/// nodes reach it through their own QEMU, which is what dies with them: a killed node's
+/// connections end, a stopped one's stay open, as on a real network.
+pub struct NfsFiler {
+    guest: RunningGuest,
+    port: u16,
+    _slot: Slots,
+}
+
+impl NfsFiler {
+    /// The export every client mounts.
+    pub const EXPORT: &'static str = "/srv/xcat";
+
+    /// Boots the filer and waits until it serves (its NFSv4 grace period over). Ok(None)
+    /// after "SKIP" like `San::start`.
+    pub fn start() -> Result<Option<NfsFiler>, String> {
+        if !require_lab() {
+            return Ok(None);
+        }
+        let port = free_port();
+        let mut spec = GuestSpec::new("filer", &nfs_script(Self::EXPORT));
+        spec.with_file("/etc/lab-no-multipathd", b"");
+        spec.timeout = Duration::from_secs(3600);
+        spec.qemu_args.extend([
+            "-netdev".into(),
+            format!("user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-10.0.2.15:2049"),
+            "-device".into(),
+            "virtio-net-pci,netdev=n0".into(),
+        ]);
+        let slot = Slots::take(1);
+        let mut guest = RunningGuest::spawn(&spec);
+        guest.timeout = Duration::from_secs(120);
+        guest.wait_for_line("HAMN-LAB: nfs ready");
+        guest.timeout = Duration::from_secs(3600);
+        eprintln!(
+            "lab: NFS filer exporting {} at 127.0.0.1:{port} after {:.1} s",
+            Self::EXPORT,
+            guest.started.elapsed().as_secs_f64()
+        );
+        Ok(Some(NfsFiler {
+            guest,
+            port,
+            _slot: slot,
+        }))
+    }
+
+    /// What a management node's hamn.toml names as the device: `10.0.2.2:/srv/xcat`.
+    pub fn source(&self) -> String {
+        format!("10.0.2.2:{}", Self::EXPORT)
+    }
+
+    /// The host port the guests' mount options name (`port=`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn console(&self) -> String {
+        self.guest.console()
+    }
+}
+
+/// The filer's scenario: a tmpfs exported read-write to anyone (the lab's user network
+/// is private to each QEMU), no root squash (xCAT's data is root's), `insecure` because
+/// QEMU's user network rewrites the clients' source ports. Lease and grace time are the
+/// kernel's minimum so that the first mount does not wait 90 s.
+fn nfs_script(export: &str) -> String {
+    format!(
+        r#"set -e
+modprobe nfsd
+nic=$(ls /sys/class/net | grep -v '^lo$' | head -1)
+ip link set "$nic" up
+ip addr add 10.0.2.15/24 dev "$nic"
+mkdir -p {export} /var/lib/nfs/v4recovery
+mount -t tmpfs -o size=64m,mode=755 xcat {export}
+grep -q " /proc/fs/nfsd " /proc/mounts || mount -t nfsd nfsd /proc/fs/nfsd
+printf '[nfsd]\nvers3=n\nudp=n\nthreads=4\nlease-time=10\ngrace-time=10\n' > /etc/nfs.conf
+: > /var/lib/nfs/etab
+: > /var/lib/nfs/rmtab
+echo "{export} *(rw,sync,no_root_squash,insecure,no_subtree_check,fsid=1)" > /etc/exports
+exportfs -ra
+rpc.mountd
+rpc.nfsd
+cat /proc/fs/nfsd/versions
+# The grace period: opens for writing wait until it ends.
+sleep 11
+echo "HAMN-LAB: nfs ready"
+while :; do sleep 3600; done
+"#
+    )
+}

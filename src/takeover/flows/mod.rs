@@ -87,6 +87,13 @@ pub fn fencing_steps(
             Method::Power => Step::FencePower {
                 peer: peer.name.clone(),
                 bmc: peer.bmc.address.clone(),
+                shares: cfg
+                    .map(|c| {
+                        c.network_mounts()
+                            .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             },
             Method::Override => Step::FenceOverride {
                 peer: peer.name.clone(),
@@ -133,7 +140,8 @@ pub fn policy_for(cfg: Option<&Config>, mountpoint: Option<&std::path::Path>) ->
     .unwrap_or_default()
 }
 
-/// Every check, then every mount: half of xCAT's data is worse than none.
+/// Every check, then every mount: half of xCAT's data is worse than none. NFS shares
+/// have no check (the server checks its own filesystems).
 pub fn filesystem_steps(filesystems: Vec<Filesystem>) -> Result<Vec<Step>, PlanError> {
     let order: Vec<PathBuf> = filesystems
         .iter()
@@ -142,6 +150,7 @@ pub fn filesystem_steps(filesystems: Vec<Filesystem>) -> Result<Vec<Step>, PlanE
     check_mount_order(&order)?;
     let mut steps: Vec<Step> = filesystems
         .iter()
+        .filter(|f| !f.is_network())
         .map(|f| Step::Check { fs: f.clone() })
         .collect();
     steps.extend(filesystems.into_iter().map(|fs| Step::Mount { fs }));
@@ -168,6 +177,40 @@ mod tests {
 
     fn order(p: &[&str]) -> Result<(), PlanError> {
         check_mount_order(&p.iter().map(PathBuf::from).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn an_nfs_share_is_mounted_unchecked_and_only_after_a_power_fence_that_is_never_skipped() {
+        let cfg = Config::parse(
+            std::path::Path::new("h.toml"),
+            r#"node = "mn2"
+[[takeover.mount]]
+device = "filer:/srv/xcat"
+mountpoint = "/install"
+type = "nfs4"
+options = "vers=4.2"
+[peers.mn1]
+fencing = ["power"]
+[peers.mn1.bmc]
+address = "127.0.0.1"
+user = "admin"
+password_env = "X"
+"#,
+        )
+        .expect("parses");
+        let steps = san::plan(&cfg, cfg.peer("mn1").expect("peer"), None).expect("plan");
+        let ids: Vec<String> = steps.iter().map(Step::id).collect();
+        assert_eq!(ids, ["bmc-check", "fence-power", "mount /install"]);
+        let fence = steps[1].commands().join("\n");
+        assert!(
+            fence.contains("never skipped") && fence.contains("/install on filer:/srv/xcat"),
+            "{fence}"
+        );
+        let mount = steps[2].commands().join("\n");
+        assert!(
+            mount.starts_with("mount -t nfs4 -o vers=4.2 filer:/srv/xcat /install"),
+            "{mount}"
+        );
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn plan(req: &Request) -> Result<Vec<Step>, PlanError> {
                 policy: policy_for(req.cfg, mountpoint.as_deref()),
                 mountpoint,
                 read_only: !req.read_write,
+                options: None,
             });
         }
     }
@@ -103,6 +104,7 @@ pub fn plan(req: &Request) -> Result<Vec<Step>, PlanError> {
             policy: policy_for(req.cfg, mountpoint.as_deref()),
             mountpoint,
             read_only: !req.read_write,
+            options: None,
         });
     }
     // The manifest lists filesystems as recorded, not in an order anyone chose: parents

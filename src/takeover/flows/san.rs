@@ -45,6 +45,7 @@ pub fn plan(
             mountpoint: Some(m.mountpoint.clone()),
             policy: m.check,
             read_only: false,
+            options: m.options.clone(),
         })
         .collect();
     steps.extend(filesystem_steps(filesystems)?);
