@@ -63,9 +63,24 @@ pub enum Command {
     Status(StatusArgs),
     /// Show the BMC hardware profiles hamn knows and where they come from
     Profiles,
+    /// DRBD's handlers for `fencing resource-and-stonith`: fence the peer through its BMC
+    Drbd {
+        #[command(subcommand)]
+        action: DrbdAction,
+    },
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
     #[command(name = "fence-agent")]
     FenceAgent(AgentArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrbdAction {
+    /// DRBD's fence-peer handler: power the peer named in DRBD_PEERS off through its BMC; exit 7 once confirmed, 1 on any failure (DRBD keeps I/O frozen)
+    #[command(name = "fence-peer")]
+    FencePeer,
+    /// DRBD's after-resync-target handler: log that this node's copy is whole again (a power fence leaves nothing to lift)
+    #[command(name = "unfence-peer")]
+    UnfencePeer,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +169,9 @@ pub struct TakeoverArgs {
     /// First register this node's key on every shared LUN, even if it was fenced since it last held them, as `hamn pr unfence --all-shared --rejoin` (what a cluster's start does; logged)
     #[arg(long)]
     pub rejoin: bool,
+    /// Promote this DRBD resource although its copy is Outdated or Inconsistent (`drbdadm primary --force`): what the peer wrote since is lost (logged; repeat for more resources)
+    #[arg(long, value_name = "RESOURCE")]
+    pub force_promote: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod bmc;
 pub mod cli;
 pub mod config;
 pub mod disks;
+pub mod drbd;
 pub mod exec;
 pub mod fence;
 pub mod fs;

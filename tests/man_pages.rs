@@ -524,6 +524,9 @@ fn command_after(root: &clap::Command, tokens: &[&str]) -> Option<Vec<String>> {
     (!path.is_empty() || saw_option).then_some(path)
 }
 
+/// Programs whose command lines the pages show with their own `--options`.
+const FOREIGN_PROGRAMS: [&str; 1] = ["drbdadm"];
+
 /// Every `--option` a page mentions, comments excluded. On a line, the options after
 /// `hamn COMMAND` (`hamn pr unfence`, `/usr/sbin/hamn takeover`, `hamn --json disks
 /// verify`) belong to that command, and those after `fence_hamn` to `hamn
@@ -537,12 +540,21 @@ fn option_mentions(page: &str, root: &clap::Command) -> Vec<Mention> {
         let text = unescape(line);
         let tokens: Vec<&str> = text.split_whitespace().collect();
         let mut context: Option<Vec<String>> = None;
+        // After another program's name (DRBD's tools), its own options follow.
+        let mut foreign = false;
         for (i, token) in tokens.iter().enumerate() {
             let program = bare(token).rsplit('/').next().unwrap_or_default();
             if program == "hamn" {
                 context = command_after(root, &tokens[i + 1..]).or(context);
+                foreign = false;
             } else if program == "fence_hamn" {
                 context = Some(vec!["fence-agent".to_string()]);
+                foreign = false;
+            } else if FOREIGN_PROGRAMS.contains(&program) {
+                foreign = true;
+            }
+            if foreign {
+                continue;
             }
             for w in words(token) {
                 if let Some(name) = w.strip_prefix("--")
@@ -867,6 +879,14 @@ fn shell_words(line: &str) -> Vec<String> {
 fn hamn_commands(line: &str) -> Result<Vec<Vec<String>>, String> {
     let is_program = |w: &str, name: &str| w == name || w.ends_with(&format!("/{name}"));
     let mut words = shell_words(line);
+    // Environment assignments before a command (`DRBD_RESOURCE=xcat hamn ...`).
+    while words.len() > 1
+        && words[0].split_once('=').is_some_and(|(k, _)| {
+            !k.is_empty() && k.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+        })
+    {
+        words.remove(0);
+    }
     if let Some(first) = words.first_mut()
         && let Some((key, rest)) = first.split_once('=')
         && !key.is_empty()

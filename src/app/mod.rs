@@ -22,6 +22,7 @@ pub const EXIT_CONFIG: u8 = 3;
 pub const EXIT_ACCEPTABLE: u8 = 4;
 
 pub mod agent;
+mod drbd;
 mod moved;
 mod takeover;
 
@@ -98,6 +99,7 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
         Command::Pr { action } => pr_cmd(cli, action),
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => agent::run(cli, args).map_err(Into::into),
+        Command::Drbd { action } => drbd::drbd_cmd(cli, action),
     }
 }
 

@@ -77,6 +77,13 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
                 "--rejoin registers on shared LUNs: it does not go with --moved-disks".into(),
             ));
         }
+        if !args.force_promote.is_empty() {
+            return Err(CommandError::Usage(
+                "--force-promote names a DRBD resource of hamn.toml: it does not go with \
+                 --moved-disks"
+                    .into(),
+            ));
+        }
         return moved_takeover(cli, args);
     }
     if args.manifest.is_some() || args.accept_degraded || args.read_write {
@@ -104,7 +111,7 @@ pub fn takeover_cmd(cli: &Cli, args: &TakeoverArgs) -> Result<Report, CommandErr
     let peer = flows::san::peer(&cfg, args.peer.as_deref())?;
     let statement = args.i_know_the_peer_is_off.then_some(OVERRIDE_SAN);
     tracing::debug!("takeover: planning");
-    let steps = flows::san::plan(&cfg, peer, statement)?;
+    let steps = flows::san::plan(&cfg, peer, statement, &args.force_promote)?;
     tracing::debug!(steps = steps.len(), "takeover: planned");
     if args.dry_run {
         let mut human = render_plan(&format!("plan to take over from {}", peer.name), &steps);
@@ -266,10 +273,11 @@ pub fn giveback_cmd(cli: &Cli, args: &GivebackArgs) -> Result<Report, CommandErr
         human.push_str("; run `hamn pr unfence --all-shared` here afterwards to stand by again");
     } else if cfg
         .as_ref()
-        .is_some_and(|c| c.network_mounts().next().is_some())
+        .is_some_and(|c| c.network_mounts().next().is_some() || !c.takeover.drbd.is_empty())
     {
         human.push_str(
-            "; it will power this node off first (NFS keeps no record that this node let go)",
+            "; it will power this node off first (NFS and DRBD keep no reservation that \
+             shows this node let go)",
         );
     }
     Ok(Report {

@@ -158,6 +158,9 @@ pub struct TakeoverConfig {
     pub peer: Option<String>,
     /// Where each step's outcome is recorded, so a rerun continues.
     pub journal: Option<PathBuf>,
+    /// DRBD resources made Primary after the fence, before the checks (xCAT's option 3).
+    #[serde(default, rename = "drbd")]
+    pub drbd: Vec<DrbdConfig>,
     #[serde(default, rename = "mount")]
     pub mounts: Vec<MountConfig>,
     pub service_ip: Option<ServiceIpConfig>,
@@ -183,6 +186,17 @@ pub struct MountConfig {
     /// NFS only: mount options for mount.nfs ("vers=4.2,hard,timeo=600").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub options: Option<String>,
+}
+
+/// A DRBD resource holding xCAT data, mirrored between the two nodes.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DrbdConfig {
+    /// The resource's name in drbd.conf.
+    pub resource: String,
+    /// Seconds to wait, after the peer is off, for DRBD to notice it is gone (its
+    /// ping-int and ping-timeout decide); default 30.
+    pub wait: Option<u64>,
 }
 
 /// The network filesystem types `[[takeover.mount]]` accepts. NFS has no reservation a
@@ -346,9 +360,9 @@ impl Peer {
     }
 }
 
-/// What hamn.toml may say about NFS mounts: options only there, no repair (there is no
-/// checker), a share "server:/export", and every peer fenced by power, since a peer
-/// fenced at the storage only would keep writing to the share.
+/// What hamn.toml may say about storage without reservations. NFS mounts: options only
+/// there, no repair (there is no checker), a share "server:/export". NFS and DRBD: every
+/// peer fenced by power, since a peer fenced at the storage only would keep writing.
 fn check_network_mounts(
     takeover: &TakeoverConfig,
     peers: &BTreeMap<String, Peer>,
@@ -384,21 +398,44 @@ fn check_network_mounts(
                 m.device
             ));
         }
-        if let Some(p) = peers
-            .values()
-            .find(|p| !p.fencing.contains(&FencingKind::Power))
-        {
+        needs_power(
+            peers,
+            &format!("[[takeover.mount]] {mp} is on NFS ({})", m.device),
+        )?;
+    }
+    let mut seen = Vec::new();
+    for d in &takeover.drbd {
+        if d.resource.trim().is_empty() || seen.contains(&&d.resource) {
             return Err(format!(
-                "[[takeover.mount]] {mp} is on NFS ({}), which has no reservation to \
-                 preempt: only powering the peer off stops its writes there. peers.{}.fencing \
-                 leaves out \"power\", so a takeover would mount the share while {} may \
-                 still write to it. Set fencing = [\"storage\", \"power\"] (or [\"power\"] \
-                 without shared LUNs)",
-                m.device, p.name, p.name
+                "[[takeover.drbd]]: resource '{}' is empty or named twice",
+                d.resource
             ));
         }
+        seen.push(&d.resource);
+        needs_power(
+            peers,
+            &format!("[[takeover.drbd]] {} is a DRBD mirror", d.resource),
+        )?;
     }
     Ok(())
+}
+
+/// `what` has no reservation that a takeover could preempt: only powering the peer off
+/// stops its writes there, so every peer's `fencing` must include "power".
+fn needs_power(peers: &BTreeMap<String, Peer>, what: &str) -> Result<(), String> {
+    match peers
+        .values()
+        .find(|p| !p.fencing.contains(&FencingKind::Power))
+    {
+        None => Ok(()),
+        Some(p) => Err(format!(
+            "{what}, which has no reservation to preempt: only powering the peer off \
+             stops its writes there. peers.{}.fencing leaves out \"power\", so a takeover \
+             would use it while {} may still write to it. Set fencing = [\"storage\", \
+             \"power\"] (or [\"power\"] without shared LUNs)",
+            p.name, p.name
+        )),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -134,6 +134,16 @@ impl Fenced {
         self.confirmed_at
     }
 
+    /// Whether this proof stops every write of the node, wherever it writes: its power
+    /// is off, or the admin says it is. A preempted or released reservation stops its
+    /// writes to the shared LUNs only, not to an NFS server or to its own DRBD copy.
+    pub fn stops_all_writes(&self) -> bool {
+        matches!(
+            self.method,
+            FenceMethod::PowerOff { .. } | FenceMethod::AdminOverride { .. }
+        )
+    }
+
     /// This proof, if it covers `owner`, whose `subject` (a LUN, an array, a filesystem)
     /// is about to be written; every storage write asks first.
     pub fn covers(&self, owner: &str, subject: &str) -> Result<&Fenced, ProofError> {

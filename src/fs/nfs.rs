@@ -16,7 +16,7 @@ use tracing::{info, info_span};
 
 use super::mount::{mounted_at, read_mount_table};
 use super::{FsError, Mounted, args, display_command, relevant_lines, run};
-use crate::fence::proof::{FenceMethod, Fenced};
+use crate::fence::proof::Fenced;
 
 pub use crate::config::is_network_fs;
 
@@ -59,16 +59,6 @@ pub fn is_share_mounted_at(share: &str, mountpoint: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Whether `fenced` stops the peer's writes to a share: only the power being off does
-/// (or the admin says it is). A preempted or released reservation stops writes to the
-/// LUNs, not to a server the peer reaches over the network.
-pub fn proof_covers_shares(fenced: &Fenced) -> bool {
-    matches!(
-        fenced.method(),
-        FenceMethod::PowerOff { .. } | FenceMethod::AdminOverride { .. }
-    )
-}
-
 /// Mount `share` on `mountpoint`, creating the directory if missing. Idempotent: the
 /// share already there is success; anything else there is a refusal.
 pub fn mount_share(
@@ -81,7 +71,7 @@ pub fn mount_share(
 ) -> Result<Mounted, FsError> {
     let subject = format!("the NFS share {share}");
     fenced.covers(owner, &subject)?;
-    if !proof_covers_shares(fenced) {
+    if !fenced.stops_all_writes() {
         return Err(FsError::ShareNeedsPowerOff {
             share: share.to_string(),
             node: owner.to_string(),
@@ -176,7 +166,7 @@ mod tests {
     fn a_preempted_reservation_does_not_let_a_share_be_mounted() {
         // for_tests is an admin override: it covers shares.
         let p = Fenced::for_tests("mn1");
-        assert!(proof_covers_shares(&p));
+        assert!(p.stops_all_writes());
         let dir = tempfile::tempdir().expect("tempdir");
         let e = mount_share("f:/x", "nfs4", None, dir.path(), &p, "mn2").expect_err("other node");
         assert!(e.to_string().contains("mn2"), "{e}");

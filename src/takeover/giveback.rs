@@ -26,6 +26,9 @@ fn undo(step: &Step) -> Option<Step> {
             name: crate::disks::md::label(array.name.as_deref(), &array.uuid),
         }),
         Step::FenceStorage { luns, .. } => Some(Step::Release { luns: luns.clone() }),
+        Step::Promote { resource, .. } => Some(Step::Demote {
+            resource: resource.clone(),
+        }),
         _ => None,
     }
 }
@@ -57,6 +60,9 @@ pub fn plan(
     let mut steps: Vec<Step> = forward.iter().filter_map(undo).collect();
     steps.extend(cfg.takeover.mounts.iter().rev().map(|m| Step::Unmount {
         mountpoint: m.mountpoint.clone(),
+    }));
+    steps.extend(cfg.takeover.drbd.iter().rev().map(|d| Step::Demote {
+        resource: d.resource.clone(),
     }));
     let inv = crate::disks::inventory()?;
     steps.push(Step::Release {

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tracing::{debug, info_span};
@@ -110,8 +110,8 @@ pub enum EngineError {
          loaded"
     )]
     NoConfig { step: String },
-    #[error("step '{step}' is not built yet in this version of hamn")]
-    NotBuilt { step: String },
+    #[error(transparent)]
+    Drbd(#[from] crate::drbd::DrbdError),
     #[error(transparent)]
     Lock(#[from] super::lock::LockError),
     #[error(transparent)]
@@ -668,7 +668,52 @@ impl Run<'_> {
                     detail,
                 ))
             }
-            Step::Promote { .. } => Err(EngineError::NotBuilt { step: step.id() }.into()),
+            Step::Promote {
+                resource,
+                force,
+                wait,
+            } => {
+                // The copy may be written once the peer's power is off: that proof, wherever
+                // it is in this run (a storage proof may come after it).
+                self.proof(step, &format!("DRBD resource {resource}"))?;
+                let proof = self
+                    .proofs
+                    .iter()
+                    .rev()
+                    .find(|p| p.node() == peer && p.stops_all_writes())
+                    .or(self.proofs.last())
+                    .cloned()
+                    .ok_or_else(|| EngineError::NoProof {
+                        step: step.id(),
+                        peer: peer.clone(),
+                    })?;
+                let p = crate::drbd::promote(
+                    resource,
+                    *force,
+                    Duration::from_secs(*wait),
+                    &proof,
+                    &peer,
+                )?;
+                Ok(if p.already {
+                    (
+                        Outcome::InPlace,
+                        format!("{resource} is Primary here ({})", p.after),
+                    )
+                } else {
+                    (
+                        Outcome::Done,
+                        format!(
+                            "{resource} Primary{} (was: {})",
+                            if p.forced { ", forced as asked" } else { "" },
+                            p.before
+                        ),
+                    )
+                })
+            }
+            Step::Demote { resource } => {
+                let s = crate::drbd::demote(resource)?;
+                Ok((Outcome::Done, format!("{resource}: {s}")))
+            }
             Step::Check { fs } => self.check(step, fs),
             Step::Mount { fs } => self.mount(step, fs),
             Step::ServiceIp { ip } => {
@@ -865,7 +910,7 @@ impl Run<'_> {
             .proofs
             .iter()
             .rev()
-            .find(|p| p.node() == self.ctx.peer && fs::nfs::proof_covers_shares(p))
+            .find(|p| p.node() == self.ctx.peer && p.stops_all_writes())
             .or(self.proofs.last())
             .cloned()
             .ok_or_else(|| EngineError::NoProof {

@@ -17,6 +17,8 @@ pub struct Status {
     pub peer: Option<PeerPower>,
     pub luns: Vec<LunHolder>,
     pub arrays: Vec<ArrayState>,
+    /// Each [[takeover.drbd]] resource as DRBD reports it now.
+    pub drbd: Vec<crate::drbd::State>,
     pub mounts: Vec<MountState>,
     /// "192.168.60.10/24 on eth0: present" (or absent, or unknown and why).
     pub service_ip: Option<String>,
@@ -262,12 +264,20 @@ pub fn collect(cfg: Option<&Config>, peer: Option<&Peer>, contact_bmc: bool) -> 
         }
     };
     let users_lack = users_lack(service_ip.as_deref(), &services);
+    let mut drbd = Vec::new();
+    for d in cfg.map(|c| c.takeover.drbd.as_slice()).unwrap_or_default() {
+        match crate::drbd::state(&d.resource) {
+            Ok(st) => drbd.push(st),
+            Err(e) => unknown.push(format!("DRBD resource {}: {e}", d.resource)),
+        }
+    }
     Status {
         node: cfg.map_or_else(crate::config::hostname, |c| c.node.clone()),
         own_key: own,
         peer: peer_power,
         luns,
         arrays,
+        drbd,
         mounts,
         service_ip,
         services,
@@ -369,6 +379,9 @@ pub fn render(s: &Status) -> String {
                 ""
             }
         ));
+    }
+    for d in &s.drbd {
+        out.push(format!("DRBD {}: {d}", d.resource));
     }
     for m in &s.mounts {
         out.push(format!(
@@ -550,6 +563,7 @@ mod tests {
             peer: Some(peer("on", true)),
             luns: Vec::new(),
             arrays: Vec::new(),
+            drbd: Vec::new(),
             mounts: Vec::new(),
             service_ip: None,
             services: Vec::new(),

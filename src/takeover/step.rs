@@ -82,8 +82,9 @@ pub enum Step {
     FencePower {
         peer: String,
         bmc: String,
-        /// The NFS shares of the plan ("/install on filer:/srv/xcat"): with any, the power
-        /// fence runs even after a clean giveback, which only the LUNs can show.
+        /// The plan's storage without reservations ("/install on filer:/srv/xcat", "DRBD
+        /// resource xcat"): with any, the power fence runs even after a clean giveback,
+        /// which only the LUNs can show.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         shares: Vec<String>,
     },
@@ -97,9 +98,15 @@ pub enum Step {
     Assemble {
         array: ArrayPlan,
     },
-    /// Room for the mirror flow: make the local DRBD copy primary. Not built yet.
+    /// Make this node's DRBD copy Primary, once the peer is powered off: only an
+    /// UpToDate or Consistent copy, or one the admin named with --force-promote.
     Promote {
         resource: String,
+        #[serde(default)]
+        force: bool,
+        /// Seconds to wait for DRBD to notice that the powered-off peer is gone.
+        #[serde(default = "default_drbd_wait")]
+        wait: u64,
     },
     Check {
         fs: Filesystem,
@@ -128,6 +135,10 @@ pub enum Step {
     /// giveback it cannot write, so the other node takes over without powering it off.
     Release {
         luns: Vec<Lun>,
+    },
+    /// Make this node's DRBD copy Secondary again, so the peer can take over.
+    Demote {
+        resource: String,
     },
     /// Stop an array the takeover assembled, so its disks can go back.
     StopArray {
@@ -159,7 +170,8 @@ impl Step {
             Step::Assemble { array } => {
                 format!("assemble {}", md::label(array.name.as_deref(), &array.uuid))
             }
-            Step::Promote { resource } => format!("promote {resource}"),
+            Step::Promote { resource, .. } => format!("promote {resource}"),
+            Step::Demote { resource } => format!("demote {resource}"),
             Step::Check { fs } => format!("check {}", fs.name()),
             Step::Mount { fs } => format!("mount {}", fs.name()),
             Step::ServiceIp { ip } => format!("service-ip {}/{}", ip.address, ip.prefix),
@@ -180,6 +192,7 @@ impl Step {
             | Step::ServiceIpDown { .. }
             | Step::Unmount { .. }
             | Step::Release { .. }
+            | Step::Demote { .. }
             | Step::StopArray { .. } => Access::Read,
             Step::FenceStorage { .. } | Step::FencePower { .. } | Step::FenceOverride { .. } => {
                 Access::Fence
@@ -262,8 +275,7 @@ impl Step {
                     )
                 } else {
                     format!(
-                        "# never skipped: NFS keeps no reservation that could show {peer} let \
-                         go of {}",
+                        "# never skipped: no reservation could show that {peer} let go of {}",
                         shares.join(", ")
                     )
                 },
@@ -286,7 +298,24 @@ impl Step {
                 v.push(format!("mdadm {}", md::assemble_args(array).join(" ")));
                 v
             }
-            Step::Promote { resource } => vec![format!("drbdadm primary {resource}")],
+            Step::Promote {
+                resource,
+                force,
+                wait,
+            } => {
+                let mut v = vec![format!(
+                    "# after the power fence: wait up to {wait} s for DRBD to see the peer \
+                     gone; only an UpToDate or Consistent copy{}",
+                    if *force {
+                        ", or this one as asked by name"
+                    } else {
+                        ""
+                    }
+                )];
+                v.extend(crate::drbd::promote_commands(resource, *force));
+                v
+            }
+            Step::Demote { resource } => vec![format!("drbdadm secondary {resource}")],
             Step::Check { fs } => {
                 let dev = shown_device(&fs.device);
                 let mut v = Vec::new();
@@ -358,6 +387,10 @@ impl Step {
             }
         }
     }
+}
+
+pub(crate) fn default_drbd_wait() -> u64 {
+    30
 }
 
 /// UUID=, LABEL= or a path, to a device node, if it is here now.

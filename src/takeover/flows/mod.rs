@@ -36,6 +36,13 @@ pub enum PlanError {
     #[error(transparent)]
     Svc(#[from] crate::svc::SvcError),
     #[error(transparent)]
+    Drbd(#[from] crate::drbd::DrbdError),
+    #[error(
+        "--force-promote {resource}: hamn.toml has no [[takeover.drbd]] resource \
+         '{resource}'; nothing was done"
+    )]
+    UnknownDrbd { resource: String },
+    #[error(transparent)]
     Net(#[from] crate::net::NetError),
     #[error(
         "the disks do not match the manifest of {node}; nothing was touched:\n{list}\nSee \
@@ -87,13 +94,7 @@ pub fn fencing_steps(
             Method::Power => Step::FencePower {
                 peer: peer.name.clone(),
                 bmc: peer.bmc.address.clone(),
-                shares: cfg
-                    .map(|c| {
-                        c.network_mounts()
-                            .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                shares: cfg.map(unreserved).unwrap_or_default(),
             },
             Method::Override => Step::FenceOverride {
                 peer: peer.name.clone(),
@@ -102,6 +103,22 @@ pub fn fencing_steps(
         });
     }
     Ok(steps)
+}
+
+/// The storage of the plan that has no reservation: NFS shares and DRBD mirrors. Only a
+/// power-off stops the peer's writes there, so with any the power fence always runs.
+fn unreserved(cfg: &Config) -> Vec<String> {
+    let mut v: Vec<String> = cfg
+        .network_mounts()
+        .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
+        .collect();
+    v.extend(
+        cfg.takeover
+            .drbd
+            .iter()
+            .map(|d| format!("DRBD resource {}", d.resource)),
+    );
+    v
 }
 
 /// The one mount-order rule: mounts go in the given order, and a child before its
@@ -198,7 +215,7 @@ password_env = "X"
 "#,
         )
         .expect("parses");
-        let steps = san::plan(&cfg, cfg.peer("mn1").expect("peer"), None).expect("plan");
+        let steps = san::plan(&cfg, cfg.peer("mn1").expect("peer"), None, &[]).expect("plan");
         let ids: Vec<String> = steps.iter().map(Step::id).collect();
         assert_eq!(ids, ["bmc-check", "fence-power", "mount /install"]);
         let fence = steps[1].commands().join("\n");

@@ -22,7 +22,37 @@ pub fn plan(
     cfg: &Config,
     peer: &Peer,
     admin_says_off: Option<&str>,
+    force_promote: &[String],
 ) -> Result<Vec<Step>, PlanError> {
+    if let Some(r) = force_promote
+        .iter()
+        .find(|r| !cfg.takeover.drbd.iter().any(|d| &d.resource == *r))
+    {
+        return Err(PlanError::UnknownDrbd {
+            resource: r.clone(),
+        });
+    }
+    // Before anything is fenced: a copy that may not be promoted stops the takeover here,
+    // with the peer still running on the good copy.
+    let mut promotes = Vec::new();
+    for d in &cfg.takeover.drbd {
+        let force = force_promote.contains(&d.resource);
+        let state = crate::drbd::state(&d.resource)?;
+        if let crate::drbd::Verdict::Refuse { why, next } = crate::drbd::verdict(&state, force) {
+            return Err(PlanError::Drbd(crate::drbd::DrbdError::Refused {
+                resource: d.resource.clone(),
+                why: format!("{why}; the peer was not fenced"),
+                next,
+            }));
+        }
+        promotes.push(Step::Promote {
+            resource: d.resource.clone(),
+            force,
+            wait: d
+                .wait
+                .unwrap_or_else(crate::takeover::step::default_drbd_wait),
+        });
+    }
     let luns = if peer.fencing.contains(&FencingKind::Storage) {
         let inv = crate::disks::inventory()?;
         Some(crate::disks::luns::shared_luns(&inv, &cfg.storage.shared)?)
@@ -30,6 +60,7 @@ pub fn plan(
         None
     };
     let mut steps = fencing_steps(peer, admin_says_off, Some(cfg), luns)?;
+    steps.extend(promotes);
     let filesystems = cfg
         .takeover
         .mounts
