@@ -5,7 +5,9 @@
 //! mn1 writes on: `hamn takeover` on mn2 refuses before fencing anything and says why.
 //! Reconnected, mn2 resyncs; then mn1 crashes, and `hamn takeover` on mn2 confirms mn1
 //! off through its BMC, promotes, replays and checks the journal, mounts, and reads
-//! mn1's last synced line. `hamn giveback` demotes.
+//! mn1's last synced line. Then mn1 is powered on again: it resyncs as Secondary, mn2
+//! gives the data back (`hamn giveback` demotes), and mn1's `hamn takeover` moves the
+//! role back without powering mn2 off, since DRBD shows mn2 Secondary and connected.
 //!
 //! mn1's drbd.conf here has no fencing policy: with `resource-and-stonith` its handler
 //! would power mn2 off the moment mn2 disconnects, which is that policy working, and
@@ -90,8 +92,13 @@ ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default
 ip link set eth1 up && ip addr add 192.168.100.$ID/24 dev eth1
 modprobe drbd
 mkdir -p /var/lib/drbd /var/lock /install
-echo yes | drbdadm create-md xcat > /tmp/create-md.txt 2>&1 || { cat /tmp/create-md.txt; exit 20; }
-drbdadm up xcat || exit 21
+# The first boot finds an empty disk; a node powered on again finds its metadata.
+FIRST_BOOT=0
+if ! drbdadm up xcat 2>/dev/null; then
+    FIRST_BOOT=1
+    echo yes | drbdadm create-md xcat > /tmp/create-md.txt 2>&1 || { cat /tmp/create-md.txt; exit 20; }
+    drbdadm up xcat || exit 21
+fi
 export HAMN_BMC_PW=hamn-test-pw
 # Waits until both copies are UpToDate (the initial sync or a resync done).
 in_sync() {
@@ -106,6 +113,22 @@ in_sync() {
 /// mn1, the Primary: the file system on the mirror, a line appended every 200 ms and
 /// reported synced once its fsync returned (protocol C: on both disks).
 const MN1: &str = r#"
+if [ $FIRST_BOOT = 0 ]; then
+    # Powered on again after mn2 took over: Secondary, resynced from mn2; then, once mn2
+    # gave the data back, the failback.
+    set +e
+    in_sync || exit 40
+    echo "MN1-RESYNCED"
+    i=0
+    until drbdadm role xcat | grep -q '^Secondary/Secondary'; do
+        i=$((i + 1)); [ $i -lt 600 ] || exit 41
+        sleep 0.2
+    done
+    hamn takeover > /out/failback.txt 2>&1; echo $? > /out/failback.rc
+    tail -1 /install/synced > /out/failback-last-line.txt 2>&1
+    drbdadm role xcat > /out/failback-role.txt
+    exit 0
+fi
 # Both disks are empty: no initial sync (DRBD's "skipping the initial resync").
 i=0
 until drbdadm cstate xcat | grep -q '^Connected'; do
@@ -151,9 +174,21 @@ hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 tail -1 /install/synced > /out/last-line.txt 2>&1
 drbdadm role xcat > /out/role.txt
 hamn status > /out/status.txt 2>&1
+echo "written by mn2" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none
+echo "MN2-SERVING"
+# mn1 is powered on again and resyncs from this node; then the data goes back to it.
+in_sync || exit 33
 hamn giveback > /out/giveback.txt 2>&1; echo $? > /out/giveback.rc
 drbdadm role xcat > /out/role-after-giveback.txt
 grep -c ' /install ' /proc/mounts > /out/mounted-after-giveback.txt
+i=0
+until drbdadm role xcat | grep -q '^Secondary/Primary'; do
+    i=$((i + 1)); [ $i -lt 600 ] || { echo "mn1 never took the role back"; break; }
+    sleep 0.2
+done
+drbdadm role xcat > /out/role-after-failback.txt
+# Up until the host has looked at this node's power.
+while [ ! -e /out/host-done ]; do sleep 0.2; done
 exit 0
 "#;
 
@@ -228,18 +263,21 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
     if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
         return;
     }
-    let Some(bmc1) = support::sim::SimBmc::start(support::sim::SimOptions {
-        initially_on: false,
-        ..Default::default()
-    })
-    .unwrap_or_else(|e| panic!("ipmi_sim: {e}")) else {
+    let bmc = || {
+        support::sim::SimBmc::start(support::sim::SimOptions {
+            initially_on: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("ipmi_sim: {e}"))
+    };
+    let (Some(bmc1), Some(bmc2)) = (bmc(), bmc()) else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let (p1, p2) = (free_udp_port(), free_udp_port());
     let drbd_port = 7789;
     let conf = drbd_conf(drbd_port, false);
-    let bmc_port = bmc1.addr().port();
+    let (bmc1_port, bmc2_port) = (bmc1.addr().port(), bmc2.addr().port());
     let specs = [
         node(
             "mn1",
@@ -248,7 +286,7 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
             dir.path(),
             (p1, p2),
             &conf,
-            &config("mn1", "mn2", bmc_port),
+            &config("mn1", "mn2", bmc2_port),
         ),
         node(
             "mn2",
@@ -257,7 +295,7 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
             dir.path(),
             (p2, p1),
             &conf,
-            &config("mn2", "mn1", bmc_port),
+            &config("mn2", "mn1", bmc1_port),
         ),
     ];
     let mut guests = spawn_guests(&specs).into_iter();
@@ -266,6 +304,8 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
     };
     mn1.guest.wait_for_line("MN1-SYNCED 3");
     bmc1.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    bmc2.adopt_server(mn2.guest.qemu_pid().expect("mn2 QEMU pid"));
+    bmc1.on_power_on(&mn1.guest.boot_again_script("again"));
 
     // The refusal left mn1 running (its BMC still reports it on).
     mn2.guest.wait_for_line("MN2-READY");
@@ -279,8 +319,42 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
     }
     let last_synced = synced(&mn1.guest.console());
     std::fs::write(mn2.guest.dir().join("out/go"), "").expect("tell mn2");
+    mn2.guest.wait_for_line("MN2-SERVING");
+
+    // The admin powers mn1 on: it resyncs as Secondary, mn2 gives the data back, and
+    // mn1 takes it over again, without powering mn2 off.
+    bmc1.power_on();
+    let again = mn1.guest.dir().join("console-again.log");
+    let (status, console) = support::lab::wait_for_result_in(&again, Duration::from_secs(300));
+    assert_eq!(status, 0, "mn1's second boot:\n{console}");
+    let mn1_out = |name: &str| {
+        std::fs::read_to_string(mn1.guest.dir().join("out").join(name)).unwrap_or_default()
+    };
+    assert!(bmc2.server_alive(), "mn2 was powered off by the failback");
+    std::fs::write(mn2.guest.dir().join("out/host-done"), "").expect("tell mn2");
     let mn2 = mn2.guest.finish();
     mn2.assert_ok();
+    let failback = mn1_out("failback.txt");
+    assert_eq!(mn1_out("failback.rc").trim(), "0", "{failback}");
+    assert!(
+        failback.contains("not powered off") && failback.contains("Secondary and connected"),
+        "the failback does not power mn2 off, and says why:\n{failback}"
+    );
+    assert!(
+        mn1_out("failback-role.txt").starts_with("Primary/Secondary"),
+        "{failback}"
+    );
+    assert_eq!(
+        mn1_out("failback-last-line.txt").trim(),
+        "written by mn2",
+        "mn1 has what mn2 wrote while it served"
+    );
+    assert!(
+        mn2.out("role-after-failback.txt")
+            .starts_with("Secondary/Primary"),
+        "{}",
+        mn2.out("role-after-failback.txt")
+    );
 
     // Outdated: refused before any fencing, with the reason and the way out.
     assert!(

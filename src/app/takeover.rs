@@ -273,11 +273,15 @@ pub fn giveback_cmd(cli: &Cli, args: &GivebackArgs) -> Result<Report, CommandErr
         human.push_str("; run `hamn pr unfence --all-shared` here afterwards to stand by again");
     } else if cfg
         .as_ref()
-        .is_some_and(|c| c.network_mounts().next().is_some() || !c.takeover.drbd.is_empty())
+        .is_some_and(|c| c.network_mounts().next().is_some())
     {
         human.push_str(
-            "; it will power this node off first (NFS and DRBD keep no reservation that \
-             shows this node let go)",
+            "; it will power this node off first (NFS keeps no record that this node let go)",
+        );
+    } else if cfg.as_ref().is_some_and(|c| !c.takeover.drbd.is_empty()) {
+        human.push_str(
+            "; while DRBD stays connected with this node Secondary, it does so without \
+             powering this node off",
         );
     }
     Ok(Report {

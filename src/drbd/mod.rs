@@ -17,7 +17,7 @@ use serde::Serialize;
 use tracing::{info, info_span};
 
 use crate::exec::{self, ExecError};
-use crate::fence::proof::{Fenced, ProofError};
+use crate::fence::proof::{FenceMethod, Fenced, ProofError};
 
 /// drbdadm answers at once; a hung one (a frozen device) must not hang the takeover.
 const DRBDADM_TIMEOUT: Duration = Duration::from_secs(30);
@@ -288,7 +288,11 @@ pub fn promote(
     owner: &str,
 ) -> Result<Promoted, DrbdError> {
     fenced.covers(owner, &format!("DRBD resource {resource}"))?;
-    if !fenced.stops_all_writes() {
+    // A planned switchover: the peer is up, Secondary and connected; DRBD itself refuses
+    // it a second Primary as long as the resource stays connected, which it must be now.
+    let switchover = matches!(fenced.method(), FenceMethod::MirrorSecondary { resources }
+        if resources.iter().any(|r| r == resource));
+    if !fenced.stops_all_writes() && !switchover {
         return Err(DrbdError::NeedsPowerOff {
             resource: resource.to_string(),
             node: owner.to_string(),
@@ -298,6 +302,16 @@ pub fn promote(
     let _span = info_span!("drbd-promote", resource, forced).entered();
     let started = Instant::now();
     let mut before = state(resource)?;
+    if switchover && !(before.connection == "Connected" && before.peer_role == Role::Secondary) {
+        return Err(DrbdError::Refused {
+            resource: resource.to_string(),
+            why: format!(
+                "{owner} was not powered off because DRBD showed it Secondary and connected, \
+                 but that changed ({before})"
+            ),
+            next: "Run the takeover again: it powers the peer off this time".to_string(),
+        });
+    }
     while before.peer_role == Role::Primary && before.connection == "Connected" {
         if started.elapsed() >= wait {
             return Err(DrbdError::PeerStillPrimary {

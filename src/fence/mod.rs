@@ -5,6 +5,7 @@
 //! makes one, from evidence it produced itself. The front ends (CLI, fence agent) and the
 //! takeover engine call in here; this module calls the adapters (bmc, scsi).
 
+pub mod mirror;
 pub mod power;
 pub mod proof;
 pub mod storage;

@@ -37,6 +37,11 @@ pub enum FenceMethod {
         luns: Vec<String>,
         victim_key: String,
     },
+    /// A planned switchover of DRBD mirrors: on every resource DRBD is connected, the
+    /// peer Secondary and both copies UpToDate. While connected DRBD refuses the peer a
+    /// second Primary, so it cannot write; a promotion with this proof must still find
+    /// the resource connected.
+    MirrorSecondary { resources: Vec<String> },
 }
 
 impl FenceMethod {
@@ -67,6 +72,10 @@ impl FenceMethod {
             FenceMethod::Released { luns, victim_key } => {
                 format!("key {victim_key} given back cleanly on {}", luns.join(", "))
             }
+            FenceMethod::MirrorSecondary { resources } => format!(
+                "Secondary and connected on DRBD resource(s) {}",
+                resources.join(", ")
+            ),
         }
     }
 }

@@ -598,12 +598,40 @@ impl Run<'_> {
                 self.proofs.push(proof);
                 Ok((Outcome::Done, detail))
             }
-            Step::FencePower { shares, .. } => {
+            Step::FencePower {
+                shares, mirrors, ..
+            } => {
                 // A planned switchover: the storage proof shows the peer gave everything
                 // back and cannot write; powering it off would only cost a good node. Not
-                // with NFS shares: the LUNs say nothing about what the peer mounts.
+                // with NFS shares: the LUNs say nothing about what the peer mounts. With
+                // DRBD mirrors, DRBD's state must show it too.
+                let luns_given_back = match self.proofs.last() {
+                    None => true,
+                    Some(p) => {
+                        p.node() == peer
+                            && matches!(p.method(), fence::FenceMethod::Released { .. })
+                    }
+                };
+                if shares.is_empty()
+                    && luns_given_back
+                    && !mirrors.is_empty()
+                    && let Some(proof) = fence::mirror::peer_secondary(&peer, mirrors)?
+                {
+                    self.proofs.push(proof);
+                    return Ok((
+                        Outcome::Skipped,
+                        format!(
+                            "{peer} is not powered off: it {GIVEN_BACK} (DRBD shows it \
+                             Secondary and connected, both copies UpToDate, on {}; DRBD \
+                             allows one Primary while connected), so it cannot write; a \
+                             planned switchover does not need a power-off",
+                            mirrors.join(", ")
+                        ),
+                    ));
+                }
                 if let Some(last) = self.proofs.last()
                     && shares.is_empty()
+                    && mirrors.is_empty()
                     && last.node() == peer
                     && let fence::FenceMethod::Released { luns, victim_key } = last.method()
                 {
@@ -676,11 +704,16 @@ impl Run<'_> {
                 // The copy may be written once the peer's power is off: that proof, wherever
                 // it is in this run (a storage proof may come after it).
                 self.proof(step, &format!("DRBD resource {resource}"))?;
+                let mirrored = |p: &&Fenced| {
+                    matches!(p.method(), fence::FenceMethod::MirrorSecondary { resources }
+                        if resources.contains(resource))
+                };
                 let proof = self
                     .proofs
                     .iter()
                     .rev()
                     .find(|p| p.node() == peer && p.stops_all_writes())
+                    .or_else(|| self.proofs.iter().rev().find(mirrored))
                     .or(self.proofs.last())
                     .cloned()
                     .ok_or_else(|| EngineError::NoProof {

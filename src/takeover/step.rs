@@ -82,11 +82,14 @@ pub enum Step {
     FencePower {
         peer: String,
         bmc: String,
-        /// The plan's storage without reservations ("/install on filer:/srv/xcat", "DRBD
-        /// resource xcat"): with any, the power fence runs even after a clean giveback,
-        /// which only the LUNs can show.
+        /// The plan's NFS shares ("/install on filer:/srv/xcat"): with any, the power
+        /// fence runs even after a clean giveback, which nothing can show for a share.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         shares: Vec<String>,
+        /// The plan's DRBD resources: a clean giveback shows in DRBD's state (connected,
+        /// the peer Secondary), which then stands in for the power-off.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        mirrors: Vec<String>,
     },
     /// In place of the power fence: the admin's statement that the peer is off or
     /// physically disconnected (--i-know-the-peer-is-off), logged as an audit record.
@@ -263,20 +266,32 @@ impl Step {
                 "# no power fence: the admin states that {peer} is off or disconnected \
                  ({statement}), logged"
             )],
-            Step::FencePower { peer, bmc, shares } => vec![
+            Step::FencePower {
+                peer,
+                bmc,
+                shares,
+                mirrors,
+            } => vec![
                 format!(
                     "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
                      (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
                 ),
-                if shares.is_empty() {
-                    format!(
-                        "# skipped when the storage fence found that {peer} gave the storage \
-                         back cleanly (its key on no path, no holder)"
-                    )
-                } else {
+                if !shares.is_empty() {
                     format!(
                         "# never skipped: no reservation could show that {peer} let go of {}",
                         shares.join(", ")
+                    )
+                } else if !mirrors.is_empty() {
+                    format!(
+                        "# skipped when DRBD shows {peer} Secondary and connected, both copies \
+                         UpToDate, on {} (drbdadm role/cstate/dstate), and any shared LUN was \
+                         given back cleanly",
+                        mirrors.join(", ")
+                    )
+                } else {
+                    format!(
+                        "# skipped when the storage fence found that {peer} gave the storage \
+                         back cleanly (its key on no path, no holder)"
                     )
                 },
             ],

@@ -94,7 +94,10 @@ pub fn fencing_steps(
             Method::Power => Step::FencePower {
                 peer: peer.name.clone(),
                 bmc: peer.bmc.address.clone(),
-                shares: cfg.map(unreserved).unwrap_or_default(),
+                shares: cfg.map(shares).unwrap_or_default(),
+                mirrors: cfg
+                    .map(|c| c.takeover.drbd.iter().map(|d| d.resource.clone()).collect())
+                    .unwrap_or_default(),
             },
             Method::Override => Step::FenceOverride {
                 peer: peer.name.clone(),
@@ -105,20 +108,12 @@ pub fn fencing_steps(
     Ok(steps)
 }
 
-/// The storage of the plan that has no reservation: NFS shares and DRBD mirrors. Only a
-/// power-off stops the peer's writes there, so with any the power fence always runs.
-fn unreserved(cfg: &Config) -> Vec<String> {
-    let mut v: Vec<String> = cfg
-        .network_mounts()
+/// The plan's NFS shares: only a power-off stops the peer's writes there, and nothing
+/// shows that it let go, so with any the power fence always runs.
+fn shares(cfg: &Config) -> Vec<String> {
+    cfg.network_mounts()
         .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
-        .collect();
-    v.extend(
-        cfg.takeover
-            .drbd
-            .iter()
-            .map(|d| format!("DRBD resource {}", d.resource)),
-    );
-    v
+        .collect()
 }
 
 /// The one mount-order rule: mounts go in the given order, and a child before its
