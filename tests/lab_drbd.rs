@@ -55,6 +55,12 @@ resource xcat {{
 
 /// A node's hamn.toml: the other node's BMC, the mirror, the file system on it.
 fn config(node: &str, peer: &str, bmc_port: u16) -> String {
+    config_with(node, peer, bmc_port, "password_env = \"HAMN_BMC_PW\"")
+}
+
+/// The same with the BMC password's source: DRBD runs its handlers with an environment
+/// of its own, so there the password comes from a file.
+fn config_with(node: &str, peer: &str, bmc_port: u16, password: &str) -> String {
     format!(
         r#"node = "{node}"
 
@@ -78,7 +84,7 @@ fencing = ["power"]
 address = "10.0.2.2"
 port = {bmc_port}
 user = "admin"
-password_env = "HAMN_BMC_PW"
+{password}
 profile = "openipmi-sim"
 "#
     )
@@ -112,6 +118,21 @@ in_sync() {
 
 /// mn1, the Primary: the file system on the mirror, a line appended every 200 ms and
 /// reported synced once its fsync returned (protocol C: on both disks).
+/// mn1's first boot: Primary over two empty disks (no initial sync: DRBD's "skipping
+/// the initial resync"), the file system made and mounted.
+const MN1_PRIMARY: &str = r#"
+i=0
+until drbdadm cstate xcat | grep -q '^Connected'; do
+    i=$((i + 1)); [ $i -lt 300 ] || { echo "never connected: $(drbdadm cstate xcat)"; exit 25; }
+    sleep 0.2
+done
+drbdadm -- --clear-bitmap new-current-uuid xcat || exit 26
+drbdadm primary xcat || exit 22
+mkfs.ext4 -q -L xcatinstall /dev/drbd0 || exit 23
+modprobe ext4
+mount -t ext4 /dev/drbd0 /install || exit 24
+"#;
+
 const MN1: &str = r#"
 if [ $FIRST_BOOT = 0 ]; then
     # Powered on again after mn2 took over: Secondary, resynced from mn2; then, once mn2
@@ -129,17 +150,7 @@ if [ $FIRST_BOOT = 0 ]; then
     drbdadm role xcat > /out/failback-role.txt
     exit 0
 fi
-# Both disks are empty: no initial sync (DRBD's "skipping the initial resync").
-i=0
-until drbdadm cstate xcat | grep -q '^Connected'; do
-    i=$((i + 1)); [ $i -lt 300 ] || { echo "never connected: $(drbdadm cstate xcat)"; exit 25; }
-    sleep 0.2
-done
-drbdadm -- --clear-bitmap new-current-uuid xcat || exit 26
-drbdadm primary xcat || exit 22
-mkfs.ext4 -q -L xcatinstall /dev/drbd0 || exit 23
-modprobe ext4
-mount -t ext4 /dev/drbd0 /install || exit 24
+$MN1_PRIMARY
 set +e
 i=0
 while true; do
@@ -203,6 +214,7 @@ fn node(
     conf: &str,
     toml: &str,
 ) -> GuestSpec {
+    let script = script.replace("$MN1_PRIMARY", MN1_PRIMARY);
     let mut g = GuestSpec::new(name, &format!("ID={id}\n{BOOT}\n{script}"));
     let disk = dir.join(format!("{name}-drbd.img"));
     support::lab::make_disk(&disk, 96);
@@ -421,4 +433,146 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
         "{giveback}"
     );
     assert_eq!(mn2.out("mounted-after-giveback.txt").trim(), "0");
+}
+
+/// mn1 with `fencing resource-and-stonith` and hamn as its fence-peer handler: Primary,
+/// writing until the host says stop, then what it saw.
+const MN1_WRITES_ON: &str = r#"
+chmod 600 /etc/hamn/mn2.pw
+$MN1_PRIMARY
+set +e
+i=0
+while [ ! -e /out/stop ]; do
+    if echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none 2>/dev/null; then
+        echo "MN1-SYNCED $i"
+    else
+        echo "MN1-WRITE-FAILED $i"
+    fi
+    i=$((i + 1))
+    sleep 0.2
+done
+tail -1 /install/synced > /out/last-line.txt
+drbdadm role xcat > /out/role.txt
+drbdadm dstate xcat > /out/dstate.txt
+dmesg | grep -i 'drbd' > /out/dmesg.txt
+exit 0
+"#;
+
+/// mn2, Secondary, says its role until it is powered off.
+const MN2_WATCHES: &str = r#"
+set +e
+in_sync || exit 30
+echo "MN2-IN-SYNC"
+while true; do
+    echo "MN2-ROLE $(drbdadm role xcat)"
+    sleep 0.5
+done
+"#;
+
+/// The replication link is cut while mn1 writes: DRBD on mn1 freezes its I/O and runs
+/// `hamn drbd fence-peer`, which powers mn2 off through mn2's BMC and answers 7; DRBD
+/// resumes, and mn1 writes on. mn2 never became Primary, and every write mn1 reported
+/// synced is in its file.
+#[test]
+fn a_cut_replication_link_powers_the_secondary_off_and_the_primary_writes_on() {
+    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
+        return;
+    }
+    let bmc = || {
+        support::sim::SimBmc::start(support::sim::SimOptions {
+            initially_on: false,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("ipmi_sim: {e}"))
+    };
+    let (Some(bmc1), Some(bmc2)) = (bmc(), bmc()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let cable = support::cable::Cable::new([p1, p2]);
+    let conf = drbd_conf(7789, true);
+    let mut mn1_spec = node(
+        "mn1",
+        1,
+        MN1_WRITES_ON,
+        dir.path(),
+        (p1, cable.ends[0]),
+        &conf,
+        &config_with(
+            "mn1",
+            "mn2",
+            bmc2.addr().port(),
+            "password_file = \"/etc/hamn/mn2.pw\"",
+        ),
+    );
+    mn1_spec.with_file("/etc/hamn/mn2.pw", b"hamn-test-pw");
+    let mn2_spec = node(
+        "mn2",
+        2,
+        MN2_WATCHES,
+        dir.path(),
+        (p2, cable.ends[1]),
+        &conf,
+        &config("mn2", "mn1", bmc1.addr().port()),
+    );
+    let mut guests = spawn_guests(&[mn1_spec, mn2_spec]).into_iter();
+    let (Some(mut mn1), Some(mut mn2)) = (guests.next(), guests.next()) else {
+        panic!("two guests");
+    };
+    mn1.guest.wait_for_line("MN1-SYNCED 3");
+    mn2.guest.wait_for_line("MN2-IN-SYNC");
+    bmc1.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    bmc2.adopt_server(mn2.guest.qemu_pid().expect("mn2 QEMU pid"));
+
+    cable.cut();
+    let at_cut = synced(&mn1.guest.console());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !mn2.guest.qemu_exited() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        mn2.guest.qemu_exited() && !bmc2.server_alive(),
+        "mn2 is still running after the cut:\n{}",
+        mn1.guest.console()
+    );
+    mn1.guest
+        .wait_for_line(&format!("MN1-SYNCED {}", at_cut + 10));
+    std::fs::write(mn1.guest.dir().join("out/stop"), "").expect("tell mn1");
+    let mn1 = mn1.guest.finish();
+    mn1.assert_ok();
+
+    assert!(bmc1.server_alive() || mn1.status == 0, "mn1 ran to its end");
+    assert!(
+        !mn1.console.contains("MN1-WRITE-FAILED"),
+        "a write of mn1 failed:\n{}",
+        mn1.console
+    );
+    let last: u32 = mn1
+        .out("last-line.txt")
+        .trim()
+        .strip_prefix("line ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("mn1's last line: {}", mn1.out("last-line.txt")));
+    assert_eq!(
+        last,
+        synced(&mn1.console),
+        "every synced line is in the file"
+    );
+    assert!(
+        mn1.out("role.txt").starts_with("Primary/"),
+        "{}",
+        mn1.out("role.txt")
+    );
+    let dmesg = mn1.out("dmesg.txt");
+    assert!(
+        dmesg.contains("fence-peer") && dmesg.contains("exit code 7"),
+        "DRBD ran the handler and read 7:\n{dmesg}"
+    );
+    let mn2_console = mn2.guest.console();
+    assert!(
+        mn2_console.contains("MN2-ROLE Secondary/Primary")
+            && !mn2_console.contains("MN2-ROLE Primary"),
+        "mn2 was never Primary:\n{mn2_console}"
+    );
 }

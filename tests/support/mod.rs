@@ -5,6 +5,7 @@
 //! file uses every helper, hence the `dead_code` allowance.
 #![allow(dead_code)]
 
+pub mod cable;
 pub mod lab;
 pub mod peer;
 pub mod relay;
