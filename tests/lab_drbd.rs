@@ -15,124 +15,13 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
-use support::lab::{GuestSpec, spawn_guests};
-
-fn drbd_conf(port: u16, fencing: bool) -> String {
-    // Resyncs at a fixed, fast rate (8.4's default controller starts slowly).
-    let (disk, handlers) = if fencing {
-        (
-            "    disk { fencing resource-and-stonith; c-plan-ahead 0; resync-rate 100M; }\n",
-            "    handlers {\n        fence-peer \"/usr/sbin/hamn drbd fence-peer\";\n        \
-             after-resync-target \"/usr/sbin/hamn drbd unfence-peer\";\n    }\n",
-        )
-    } else {
-        ("    disk { c-plan-ahead 0; resync-rate 100M; }\n", "")
-    };
-    format!(
-        r#"global {{ usage-count no; }}
-resource xcat {{
-    protocol C;
-    net {{ ping-int 2; ping-timeout 5; connect-int 2; }}
-{disk}{handlers}    on mn1 {{
-        device /dev/drbd0;
-        disk /dev/vda;
-        address 192.168.100.1:{port};
-        meta-disk internal;
-    }}
-    on mn2 {{
-        device /dev/drbd0;
-        disk /dev/vda;
-        address 192.168.100.2:{port};
-        meta-disk internal;
-    }}
-}}
-"#
-    )
-}
-
-/// A node's hamn.toml: the other node's BMC, the mirror, the file system on it.
-fn config(node: &str, peer: &str, bmc_port: u16) -> String {
-    config_with(node, peer, bmc_port, "password_env = \"HAMN_BMC_PW\"")
-}
-
-/// The same with the BMC password's source: DRBD runs its handlers with an environment
-/// of its own, so there the password comes from a file.
-fn config_with(node: &str, peer: &str, bmc_port: u16, password: &str) -> String {
-    format!(
-        r#"node = "{node}"
-
-[takeover]
-peer = "{peer}"
-journal = "/var/lib/hamn/takeover.json"
-
-[[takeover.drbd]]
-resource = "xcat"
-wait = 20
-
-[[takeover.mount]]
-device = "/dev/drbd0"
-mountpoint = "/install"
-type = "ext4"
-
-[peers.{peer}]
-fencing = ["power"]
-
-[peers.{peer}.bmc]
-address = "10.0.2.2"
-port = {bmc_port}
-user = "admin"
-{password}
-profile = "openipmi-sim"
-"#
-    )
-}
-
-/// Both nodes: the BMCs through the user network, the mirror over the link, the
-/// resource up (metadata created on the empty disk). `in_sync` polls drbdadm, which
-/// takes a moment under emulation: 600 rounds are minutes.
-const BOOT: &str = r#"
-ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
-ip link set eth1 up && ip addr add 192.168.100.$ID/24 dev eth1
-modprobe drbd
-mkdir -p /var/lib/drbd /var/lock /install
-# The first boot finds an empty disk; a node powered on again finds its metadata.
-FIRST_BOOT=0
-if ! drbdadm up xcat 2>/dev/null; then
-    FIRST_BOOT=1
-    echo yes | drbdadm create-md xcat > /tmp/create-md.txt 2>&1 || { cat /tmp/create-md.txt; exit 20; }
-    drbdadm up xcat || exit 21
-fi
-export HAMN_BMC_PW=hamn-test-pw
-# Waits until both copies are UpToDate (the initial sync or a resync done).
-in_sync() {
-    i=0
-    until drbdadm dstate xcat | grep -q '^UpToDate/UpToDate'; do
-        i=$((i + 1)); [ $i -lt 600 ] || { echo "never in sync: $(drbdadm dstate xcat)"; return 1; }
-        sleep 0.2
-    done
-}
-"#;
+use support::drbd::{config, config_with, drbd_conf, free_udp_port, node, two_bmcs};
+use support::lab::{last_synced, spawn_guests};
 
 /// mn1, the Primary: the file system on the mirror, a line appended every 200 ms and
 /// reported synced once its fsync returned (protocol C: on both disks).
-/// mn1's first boot: Primary over two empty disks (no initial sync: DRBD's "skipping
-/// the initial resync"), the file system made and mounted.
-const MN1_PRIMARY: &str = r#"
-i=0
-until drbdadm cstate xcat | grep -q '^Connected'; do
-    i=$((i + 1)); [ $i -lt 300 ] || { echo "never connected: $(drbdadm cstate xcat)"; exit 25; }
-    sleep 0.2
-done
-drbdadm -- --clear-bitmap new-current-uuid xcat || exit 26
-drbdadm primary xcat || exit 22
-mkfs.ext4 -q -L xcatinstall /dev/drbd0 || exit 23
-modprobe ext4
-mount -t ext4 /dev/drbd0 /install || exit 24
-"#;
-
 const MN1: &str = r#"
 if [ $FIRST_BOOT = 0 ]; then
     # Powered on again after mn2 took over: Secondary, resynced from mn2; then, once mn2
@@ -152,16 +41,7 @@ if [ $FIRST_BOOT = 0 ]; then
 fi
 $MN1_PRIMARY
 set +e
-i=0
-while true; do
-    if echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none 2>/dev/null; then
-        echo "MN1-SYNCED $i"
-    else
-        echo "MN1-WRITE-FAILED $i"
-    fi
-    i=$((i + 1))
-    sleep 0.2
-done
+write_synced /install/synced MN1
 "#;
 
 const MN2: &str = r#"
@@ -203,86 +83,9 @@ while [ ! -e /out/host-done ]; do sleep 0.2; done
 exit 0
 "#;
 
-/// A node of the pair: its mirror disk, the link to the other node (a UDP socket pair
-/// on the host's loopback), a user network for the BMCs, hamn and the configurations.
-fn node(
-    name: &str,
-    id: u8,
-    script: &str,
-    dir: &Path,
-    link: (u16, u16),
-    conf: &str,
-    toml: &str,
-) -> GuestSpec {
-    let script = script.replace("$MN1_PRIMARY", MN1_PRIMARY);
-    let mut g = GuestSpec::new(name, &format!("ID={id}\n{BOOT}\n{script}"));
-    let disk = dir.join(format!("{name}-drbd.img"));
-    support::lab::make_disk(&disk, 96);
-    g.timeout = Duration::from_secs(300);
-    g.qemu_args = vec![
-        "-netdev".into(),
-        "user,id=n0".into(),
-        "-device".into(),
-        "virtio-net-pci,netdev=n0".into(),
-        "-netdev".into(),
-        format!(
-            "socket,id=r0,udp=127.0.0.1:{},localaddr=127.0.0.1:{}",
-            link.1, link.0
-        ),
-        "-device".into(),
-        format!("virtio-net-pci,netdev=r0,mac=52:54:00:64:72:0{id}"),
-        "-blockdev".into(),
-        format!(
-            "driver=raw,node-name=drbd,file.driver=file,file.filename={}",
-            disk.display()
-        ),
-        "-device".into(),
-        "virtio-blk-pci,drive=drbd,serial=drbd".into(),
-    ];
-    // No LUNs: the mirror's disk is the node's own.
-    g.with_file("/etc/lab-no-multipathd", b"");
-    g.with_file("/etc/drbd.conf", conf.as_bytes());
-    g.with_file("/etc/hamn/hamn.toml", toml.as_bytes());
-    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
-    g
-}
-
-fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free UDP port")
-}
-
-fn rc(run: &support::lab::GuestRun, name: &str) -> i32 {
-    run.out(name)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{name}: {}", run.out(name)))
-}
-
-fn synced(console: &str) -> u32 {
-    console
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("MN1-SYNCED "))
-        .filter_map(|n| n.trim().parse::<u32>().ok())
-        .max()
-        .expect("mn1 synced lines")
-}
-
 #[test]
 fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
-    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
-        return;
-    }
-    let bmc = || {
-        support::sim::SimBmc::start(support::sim::SimOptions {
-            initially_on: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("ipmi_sim: {e}"))
-    };
-    let (Some(bmc1), Some(bmc2)) = (bmc(), bmc()) else {
+    let Some((bmc1, bmc2)) = two_bmcs() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -329,7 +132,7 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
     while !mn1.guest.qemu_exited() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let last_synced = synced(&mn1.guest.console());
+    let synced = last_synced(&mn1.guest.console(), "MN1");
     std::fs::write(mn2.guest.dir().join("out/go"), "").expect("tell mn2");
     mn2.guest.wait_for_line("MN2-SERVING");
 
@@ -375,13 +178,13 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
         mn2.out("outdated-state.txt")
     );
     let refused = mn2.out("outdated.txt");
-    assert_ne!(rc(&mn2, "outdated.rc"), 0, "{refused}");
+    assert_ne!(mn2.rc("outdated.rc"), 0, "{refused}");
     for want in ["xcat", "Outdated", "--force-promote xcat", "not fenced"] {
         assert!(refused.contains(want), "{want:?} missing:\n{refused}");
     }
     assert!(!refused.contains("fence-power"), "fenced first:\n{refused}");
     assert_ne!(
-        rc(&mn2, "outdated-dry-run.rc"),
+        mn2.rc("outdated-dry-run.rc"),
         0,
         "{}",
         mn2.out("outdated-dry-run.txt")
@@ -399,7 +202,7 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
         assert!(plan.contains(want), "{want:?} missing:\n{plan}");
     }
     let takeover = mn2.out("takeover.txt");
-    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{takeover}");
+    assert_eq!(mn2.rc("takeover.rc"), 0, "{takeover}");
     let at = |step: &str| {
         takeover
             .find(step)
@@ -412,22 +215,17 @@ fn an_outdated_standby_refuses_and_an_up_to_date_one_takes_over_the_mirror() {
         "{}",
         mn2.out("role.txt")
     );
-    let last: u32 = mn2
-        .out("last-line.txt")
-        .trim()
-        .strip_prefix("line ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("mn2 read: {}", mn2.out("last-line.txt")));
+    let last = mn2.line_number("last-line.txt");
     assert!(
-        last >= last_synced,
-        "mn2 reads line {last}; mn1 had synced line {last_synced}"
+        last >= synced,
+        "mn2 reads line {last}; mn1 had synced line {synced}"
     );
     let status = mn2.out("status.txt");
     assert!(status.contains("DRBD xcat: role Primary"), "{status}");
 
     // Giveback: unmounted and Secondary again.
     let giveback = mn2.out("giveback.txt");
-    assert_eq!(rc(&mn2, "giveback.rc"), 0, "{giveback}");
+    assert_eq!(mn2.rc("giveback.rc"), 0, "{giveback}");
     assert!(
         mn2.out("role-after-giveback.txt").starts_with("Secondary"),
         "{giveback}"
@@ -441,16 +239,7 @@ const MN1_WRITES_ON: &str = r#"
 chmod 600 /etc/hamn/mn2.pw
 $MN1_PRIMARY
 set +e
-i=0
-while [ ! -e /out/stop ]; do
-    if echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none 2>/dev/null; then
-        echo "MN1-SYNCED $i"
-    else
-        echo "MN1-WRITE-FAILED $i"
-    fi
-    i=$((i + 1))
-    sleep 0.2
-done
+write_synced /install/synced MN1 /out/stop
 tail -1 /install/synced > /out/last-line.txt
 drbdadm role xcat > /out/role.txt
 drbdadm dstate xcat > /out/dstate.txt
@@ -475,17 +264,7 @@ done
 /// synced is in its file.
 #[test]
 fn a_cut_replication_link_powers_the_secondary_off_and_the_primary_writes_on() {
-    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
-        return;
-    }
-    let bmc = || {
-        support::sim::SimBmc::start(support::sim::SimOptions {
-            initially_on: false,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("ipmi_sim: {e}"))
-    };
-    let (Some(bmc1), Some(bmc2)) = (bmc(), bmc()) else {
+    let Some((bmc1, bmc2)) = two_bmcs() else {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
@@ -526,7 +305,7 @@ fn a_cut_replication_link_powers_the_secondary_off_and_the_primary_writes_on() {
     bmc2.adopt_server(mn2.guest.qemu_pid().expect("mn2 QEMU pid"));
 
     cable.cut();
-    let at_cut = synced(&mn1.guest.console());
+    let at_cut = last_synced(&mn1.guest.console(), "MN1");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !mn2.guest.qemu_exited() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -548,15 +327,10 @@ fn a_cut_replication_link_powers_the_secondary_off_and_the_primary_writes_on() {
         "a write of mn1 failed:\n{}",
         mn1.console
     );
-    let last: u32 = mn1
-        .out("last-line.txt")
-        .trim()
-        .strip_prefix("line ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("mn1's last line: {}", mn1.out("last-line.txt")));
+    let last = mn1.line_number("last-line.txt");
     assert_eq!(
         last,
-        synced(&mn1.console),
+        last_synced(&mn1.console, "MN1"),
         "every synced line is in the file"
     );
     assert!(

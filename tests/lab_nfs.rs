@@ -8,7 +8,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::lab::{GuestSpec, NfsFiler, run_guest, spawn_guest};
+use support::lab::{GuestSpec, NfsFiler, last_synced, run_guest, spawn_guest};
 
 /// Every guest reaches the filer and the BMCs through its own QEMU's user network.
 const NET: &str = r#"
@@ -33,16 +33,8 @@ set -e
 mkdir -p /install
 mount -t nfs4 -o vers=4.2,port={port} {share} /install
 set +e
-i=0
-while true; do
-    if echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none 2>/dev/null; then
-        echo "MN1-SYNCED $i"
-    else
-        echo "MN1-WRITE-FAILED $i"
-    fi
-    i=$((i + 1))
-    sleep 0.2
-done
+. /usr/lib/lab/lib.sh
+write_synced /install/synced MN1
 "#,
         port = filer.port(),
         share = filer.source(),
@@ -104,20 +96,6 @@ grep -c ' /install ' /proc/mounts > /out/mounted-after-giveback.txt
 exit 0
 "#;
 
-fn rc(run: &support::lab::GuestRun, name: &str) -> i32 {
-    run.out(name)
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{name}: {}", run.out(name)))
-}
-
-fn line_number(text: &str) -> u32 {
-    text.trim()
-        .strip_prefix("line ")
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("not a line of mn1's: {text:?}"))
-}
-
 #[test]
 fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() {
     if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
@@ -154,7 +132,7 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
 
     // The configuration that fences mn1 at the storage only: refused, nothing done.
     let refused = mn2.out("storage-only.txt");
-    assert_ne!(rc(&mn2, "storage-only.rc"), 0, "{refused}");
+    assert_ne!(mn2.rc("storage-only.rc"), 0, "{refused}");
     assert!(
         refused.contains("no reservation") && refused.contains("\"power\""),
         "says why and what to set:\n{refused}"
@@ -167,7 +145,7 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
 
     // The plan: the power fence, never skipped, then the NFS mount, no check.
     let plan = mn2.out("dry-run.txt");
-    assert_eq!(rc(&mn2, "dry-run.rc"), 0, "{plan}");
+    assert_eq!(mn2.rc("dry-run.rc"), 0, "{plan}");
     assert!(plan.contains("never skipped"), "{plan}");
     assert!(
         plan.contains(&format!(
@@ -184,7 +162,7 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
 
     // The takeover: mn1 powered off through its BMC, then the share mounted.
     let takeover = mn2.out("takeover.txt");
-    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{takeover}");
+    assert_eq!(mn2.rc("takeover.rc"), 0, "{takeover}");
     let fence_at = takeover.find("fence-power").expect("fence-power step");
     let mount_at = takeover.find("mount /install").expect("mount step");
     assert!(fence_at < mount_at, "the mount came first:\n{takeover}");
@@ -205,15 +183,8 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
     );
 
     // Every line mn1 reported synced is on the share mn2 mounted, and nothing after.
-    let synced = mn1
-        .guest
-        .console()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("MN1-SYNCED "))
-        .filter_map(|n| n.trim().parse::<u32>().ok())
-        .max()
-        .expect("mn1 synced lines");
-    let last = line_number(&mn2.out("last-line.txt"));
+    let synced = last_synced(&mn1.guest.console(), "MN1");
+    let last = mn2.line_number("last-line.txt");
     assert!(
         last >= synced,
         "mn2 reads line {last}; mn1 had synced line {synced}"
@@ -241,12 +212,12 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
         "{status}"
     );
     let rerun = mn2.out("rerun.txt");
-    assert_eq!(rc(&mn2, "rerun.rc"), 0, "{rerun}");
+    assert_eq!(mn2.rc("rerun.rc"), 0, "{rerun}");
     assert!(rerun.contains("already mounted"), "{rerun}");
 
     // The giveback unmounts the share.
     let giveback = mn2.out("giveback.txt");
-    assert_eq!(rc(&mn2, "giveback.rc"), 0, "{giveback}");
+    assert_eq!(mn2.rc("giveback.rc"), 0, "{giveback}");
     assert_eq!(
         mn2.out("mounted-after-giveback.txt").trim(),
         "0",

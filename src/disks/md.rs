@@ -123,6 +123,22 @@ fn running(uuid: &str) -> Result<Option<super::model::MdArray>, MdError> {
     }))
 }
 
+/// The array with this UUID once the kernel and udev show it after an assemble: udev
+/// records the array's UUID a moment after mdadm returns, later on a busy machine (seen
+/// in the lab under load), so one look could miss an array that is there.
+fn appeared(uuid: &str) -> Result<Option<super::model::MdArray>, MdError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        if let Some(md) = running(uuid)? {
+            return Ok(Some(md));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// What a takeover does for one array, also for --dry-run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Assembled {
@@ -169,7 +185,7 @@ pub fn assemble(plan: &ArrayPlan, fenced: &Fenced, owner: &str) -> Result<Assemb
     let args = assemble_args(plan);
     let command = mdadm(&args).display();
     run(&args)?;
-    let Some(md) = running(&plan.uuid)? else {
+    let Some(md) = appeared(&plan.uuid)? else {
         return Err(MdError::NotAsAssembled {
             label,
             command,

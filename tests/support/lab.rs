@@ -501,6 +501,23 @@ impl GuestRun {
         })
     }
 
+    /// The exit status a scenario wrote to `/out/<name>` (`echo $? > /out/x.rc`).
+    pub fn rc(&self, name: &str) -> i32 {
+        self.out(name)
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("guest {}: /out/{name}: {:?}", self.name, self.out(name)))
+    }
+
+    /// N of the "line N" the scenario wrote to `/out/<name>` (`write_synced`'s lines).
+    pub fn line_number(&self, name: &str) -> u32 {
+        self.out(name)
+            .trim()
+            .strip_prefix("line ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("guest {}: /out/{name}: {:?}", self.name, self.out(name)))
+    }
+
     /// Panics with the console's tail unless the scenario exited 0.
     pub fn assert_ok(&self) -> &Self {
         assert_eq!(
@@ -513,6 +530,18 @@ impl GuestRun {
         );
         self
     }
+}
+
+/// The highest N of "TAG-SYNCED N" on a console: the last line `write_synced` reported
+/// on stable storage.
+pub fn last_synced(console: &str, tag: &str) -> u32 {
+    let prefix = format!("{tag}-SYNCED ");
+    console
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(prefix.as_str()))
+        .filter_map(|n| n.trim().parse::<u32>().ok())
+        .max()
+        .unwrap_or_else(|| panic!("no {prefix}lines on the console"))
 }
 
 /// Creates a sparse disk image: qcow2 if `path` ends in .qcow2, else raw.
