@@ -301,7 +301,7 @@ pub fn promote(
     }
     let _span = info_span!("drbd-promote", resource, forced).entered();
     let started = Instant::now();
-    let mut before = state(resource)?;
+    let before = state(resource)?;
     if switchover && !(before.connection == "Connected" && before.peer_role == Role::Secondary) {
         return Err(DrbdError::Refused {
             resource: resource.to_string(),
@@ -311,18 +311,6 @@ pub fn promote(
             ),
             next: "Run the takeover again: it powers the peer off this time".to_string(),
         });
-    }
-    while before.peer_role == Role::Primary && before.connection == "Connected" {
-        if started.elapsed() >= wait {
-            return Err(DrbdError::PeerStillPrimary {
-                resource: resource.to_string(),
-                node: owner.to_string(),
-                waited: started.elapsed().as_secs_f64(),
-                state: before.to_string(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        before = state(resource)?;
     }
     let force = match verdict(&before, forced) {
         Verdict::AlreadyPrimary => {
@@ -356,17 +344,36 @@ pub fn promote(
         vec!["primary", resource]
     };
     let cmd = drbdadm(&args);
-    let ran = cmd.run()?;
-    let after = state(resource)?;
-    // DRBD's own state is the proof, not the exit status.
-    if !ran.success() || after.role != Role::Primary {
+    let after = loop {
+        let ran = cmd.run()?;
+        // DRBD's own state is the proof, not the exit status.
+        let after = state(resource)?;
+        if ran.success() && after.role == Role::Primary {
+            break after;
+        }
+        // Right after the power-off DRBD still counts the peer as its connected Primary
+        // and refuses a second one, until it notices the loss (ping-int, ping-timeout):
+        // asking again at once is what takes over soonest. Not on a switchover, where
+        // the peer is up and a Primary peer means it is in use.
+        let peer_primary = after.peer_role == Role::Primary && after.connection == "Connected";
+        if peer_primary && !switchover && started.elapsed() < wait {
+            continue;
+        }
+        if peer_primary {
+            return Err(DrbdError::PeerStillPrimary {
+                resource: resource.to_string(),
+                node: owner.to_string(),
+                waited: started.elapsed().as_secs_f64(),
+                state: after.to_string(),
+            });
+        }
         return Err(DrbdError::Failed {
             resource: resource.to_string(),
             command: cmd.display(),
             said: exec::tail(&ran.output()).trim().to_string(),
             state: after.to_string(),
         });
-    }
+    };
     info!(seconds = started.elapsed().as_secs_f64(), "promoted");
     Ok(Promoted {
         already: false,

@@ -319,8 +319,8 @@ impl Step {
                 wait,
             } => {
                 let mut v = vec![format!(
-                    "# after the power fence: wait up to {wait} s for DRBD to see the peer \
-                     gone; only an UpToDate or Consistent copy{}",
+                    "# after the power fence; asked again until DRBD sees the peer gone (up \
+                     to {wait} s); only an UpToDate or Consistent copy{}",
                     if *force {
                         ", or this one as asked by name"
                     } else {
