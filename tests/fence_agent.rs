@@ -312,51 +312,51 @@ fn standby_delay_without_hamn_toml_is_refused_and_fences_nothing() {
     assert!(mn1.bmc.server_alive(), "fenced although refused");
 }
 
-/// With the xCAT data on NFS, a storage-level device cannot stand in for the power: the
-/// node it "fenced" would go on writing to the share. Every action of such a device fails
-/// with the reason, `monitor` included, so Pacemaker shows it failed from the start.
+/// With the xCAT data on NFS or a DRBD mirror, a storage-level device cannot stand in
+/// for the power: the node it "fenced" would go on writing to the share or its own copy.
+/// Every action of such a device fails with the reason, `monitor` included, so
+/// Pacemaker shows it failed from the start.
 #[test]
-fn the_storage_level_refuses_to_fence_a_node_whose_data_is_on_nfs() {
+fn the_storage_level_refuses_to_fence_a_node_whose_data_is_on_nfs_or_drbd() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = dir.path().join("hamn.toml");
-    std::fs::write(
-        &config,
-        r#"node = "mn2"
-
-[[takeover.mount]]
-device = "filer:/srv/xcat"
-mountpoint = "/install"
-type = "nfs4"
-
-[peers.mn1]
-fencing = ["power"]
-
-[peers.mn1.bmc]
-address = "127.0.0.1"
-user = "admin"
-password_env = "HAMN_UNUSED"
-"#,
-    )
-    .expect("write hamn.toml");
-    for stdin in [
-        format!(
-            "action=off\nport=mn1\nfencing=storage\nconfig={}\n",
-            config.display()
+    for (name, storage, named) in [
+        (
+            "nfs",
+            "[[takeover.mount]]\ndevice = \"filer:/srv/xcat\"\nmountpoint = \"/install\"\ntype = \"nfs4\"\n",
+            "/install on filer:/srv/xcat",
         ),
-        format!(
-            "action=monitor\nfencing=storage\nconfig={}\n",
-            config.display()
+        (
+            "drbd",
+            "[[takeover.drbd]]\nresource = \"xcat\"\n",
+            "DRBD resource xcat",
         ),
     ] {
-        let out = run(&stdin);
-        assert_eq!(out.status.code(), Some(1), "{stdin}\n{}", show(&out));
-        let err = String::from_utf8_lossy(&out.stderr);
-        for want in [
-            "fencing=storage cannot fence",
-            "/install on filer:/srv/xcat",
-            "fencing=power",
+        let config = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "node = \"mn2\"\n\n{storage}\n[peers.mn1]\nfencing = [\"power\"]\n\n\
+                 [peers.mn1.bmc]\naddress = \"127.0.0.1\"\nuser = \"admin\"\n\
+                 password_env = \"HAMN_UNUSED\"\n"
+            ),
+        )
+        .expect("write hamn.toml");
+        for stdin in [
+            format!(
+                "action=off\nport=mn1\nfencing=storage\nconfig={}\n",
+                config.display()
+            ),
+            format!(
+                "action=monitor\nfencing=storage\nconfig={}\n",
+                config.display()
+            ),
         ] {
-            assert!(err.contains(want), "{want:?} missing:\n{}", show(&out));
+            let out = run(&stdin);
+            assert_eq!(out.status.code(), Some(1), "{stdin}\n{}", show(&out));
+            let err = String::from_utf8_lossy(&out.stderr);
+            for want in ["fencing=storage cannot fence", named, "fencing=power"] {
+                assert!(err.contains(want), "{want:?} missing:\n{}", show(&out));
+            }
         }
     }
 }

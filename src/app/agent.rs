@@ -802,23 +802,30 @@ fn monitor_device(inputs: &Inputs, timeout: Option<Duration>) -> Result<Report, 
     Ok(report("", EXIT_OK, serde_json::Value::Object(json)))
 }
 
-/// A storage-level fence cannot stand for the node's power where the xCAT data is on
-/// NFS: the node, preempted on the LUNs, would keep writing to the share. Failing here
-/// (every action, `monitor` included, so that the device shows failed from the start)
-/// leaves Pacemaker with the power level only, and no false "fenced".
+/// A storage-level fence cannot stand for the node's power where xCAT data is on NFS or
+/// on a DRBD mirror: the node, preempted on the LUNs, would keep writing to the share or
+/// to its own copy. Failing here (every action, `monitor` included, so that the device
+/// shows failed from the start) leaves Pacemaker with the power level only, and no
+/// false "fenced".
 fn no_shares_at_the_storage_level(cfg: &Config, node: &str) -> Result<(), AgentError> {
-    let shares: Vec<String> = cfg
+    let mut unreserved: Vec<String> = cfg
         .network_mounts()
         .map(|m| format!("{} on {}", m.mountpoint.display(), m.device))
         .collect();
-    if shares.is_empty() {
+    unreserved.extend(
+        cfg.takeover
+            .drbd
+            .iter()
+            .map(|d| format!("DRBD resource {}", d.resource)),
+    );
+    if unreserved.is_empty() {
         return Ok(());
     }
     Err(AgentError::Storage(format!(
-        "fencing=storage cannot fence {node}: hamn.toml keeps xCAT data on NFS ({}), which \
-         has no reservation, so {node} could still write there. Fence through the BMC only \
-         (fencing=power); remove this device from the fencing topology",
-        shares.join(", ")
+        "fencing=storage cannot fence {node}: hamn.toml keeps xCAT data on NFS or DRBD ({}), \
+         which has no reservation, so {node} could still write there. Fence through the BMC \
+         only (fencing=power); remove this device from the fencing topology",
+        unreserved.join(", ")
     )))
 }
 
