@@ -361,6 +361,24 @@ fn the_storage_level_refuses_to_fence_a_node_whose_data_is_on_nfs_or_drbd() {
     }
 }
 
+/// The power level stays the fence where the data is on NFS: with `standby_delay`, a
+/// node that holds no LUN is fenced after the delay, not refused as the storage level is.
+#[test]
+fn the_power_level_with_standby_delay_still_fences_where_the_data_is_on_nfs() {
+    let Some(mn1) = peer::with_defaults() else {
+        return;
+    };
+    mn1.write_config(
+        mn1.bmc.addr(),
+        "admin",
+        "\n[[takeover.mount]]\ndevice = \"filer:/srv/xcat\"\nmountpoint = \"/install\"\n\
+         type = \"nfs4\"",
+    );
+    let out = run(&format!("{}standby_delay=1\n", stdin_for(&mn1, "off")));
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(!mn1.bmc.server_alive(), "mn1 was not powered off");
+}
+
 fn adhoc(addr: std::net::SocketAddr, action: &str, extra: &str) -> String {
     format!(
         "action={action}\nip={}\nipport={}\nconfig=/nonexistent\n{extra}\n",

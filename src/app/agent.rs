@@ -708,7 +708,6 @@ fn standby_wait(peer: &Peer, config: Option<&Config>, d: f64) -> Result<Duration
             peer.name
         ))
     })?;
-    no_shares_at_the_storage_level(cfg, &peer.name)?;
     let inventory = crate::disks::inventory().map_err(CommandError::from)?;
     let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
         .map_err(CommandError::from)?;
