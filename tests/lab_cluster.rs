@@ -304,6 +304,8 @@ fn cluster_node(n: &Node, lun: &Lun, cib: &Path, dir: &Path, script: &str) -> Gu
     }];
     let pw_dir = dir;
     g.memory_mb = 1024;
+    // A management node has many cores: the takeover runs next to the cluster's daemons.
+    g.cpus = 2;
     g.timeout = Duration::from_secs(420);
     g.qemu_args = vec![
         "-netdev".into(),
@@ -503,9 +505,43 @@ fn start_time(run: &support::lab::GuestRun) -> String {
         .and_then(|t| t.split(' ').next())
         .unwrap_or("unknown");
     format!(
-        "start of ocf:hamn:takeover {start}; journal {}",
+        "{}; start of ocf:hamn:takeover {start}; journal {}",
+        noticed_to_started(&log),
         run.out("journal.json")
     )
+}
+
+/// From the moment Pacemaker on mn2 saw mn1 lost to the end of the takeover resource's
+/// start there (the service up), by the guest's own clock in its log: what issue 14's
+/// "within 4 s of the cluster noticing" measures, reported, never asserted.
+fn noticed_to_started(log: &str) -> String {
+    // "Dec 04 22:33:02.792 mn2 ...": seconds of the day.
+    let at = |l: &str| -> Option<f64> {
+        let hms = l.split_whitespace().nth(2)?;
+        let mut p = hms.split(':');
+        let h: f64 = p.next()?.parse().ok()?;
+        let m: f64 = p.next()?.parse().ok()?;
+        let s: f64 = p.next()?.parse().ok()?;
+        Some(h * 3600.0 + m * 60.0 + s)
+    };
+    let lost = log
+        .lines()
+        .find(|l| l.contains("Node mn1 state is now lost"))
+        .and_then(at);
+    let started = lost.and_then(|lost| {
+        log.lines()
+            .filter(|l| l.contains("xcat-mn start (call"))
+            .filter_map(at)
+            .map(|t| if t < lost { t + 86_400.0 } else { t })
+            .find(|t| *t >= lost)
+    });
+    match (lost, started) {
+        (Some(lost), Some(started)) => format!(
+            "mn1 noticed lost to the takeover started on mn2: {:.2} s",
+            started - lost
+        ),
+        _ => "mn1 noticed lost to the takeover started: not in the log".into(),
+    }
 }
 
 /// How often `stonith_admin --history` says `node` was fenced.

@@ -412,6 +412,11 @@ pub struct GuestSpec {
     /// /scenario.sh (busybox sh); runs after udev settle and multipathd; may write /out.
     pub script: String,
     pub memory_mb: u32,
+    /// Virtual CPUs. One by default: the host has two cores for every guest of a test.
+    /// A management node has many; where a test measures a failover's time on a node
+    /// that runs alone once its peer is dead, two let its parallel work (the
+    /// cluster's daemons next to the takeover) run in parallel as on a real one.
+    pub cpus: u32,
     /// From boot to the result line.
     pub timeout: Duration,
     /// Appended to QEMU's command line (networking, BMC devices...).
@@ -428,6 +433,7 @@ impl GuestSpec {
             inline_files: Vec::new(),
             script: script.into(),
             memory_mb: 512,
+            cpus: 1,
             timeout: Duration::from_secs(120),
             qemu_args: Vec::new(),
         }
@@ -906,8 +912,6 @@ fn qemu_args(spec: &GuestSpec, dir: &Path, initrd: &Path) -> Vec<String> {
     let mut a: Vec<String> = [
         "-accel",
         "tcg,tb-size=64", // no usable KVM; tb-size keeps RSS near 400 MB
-        "-smp",
-        "1",
         "-nodefaults",
         "-display",
         "none",
@@ -916,6 +920,7 @@ fn qemu_args(spec: &GuestSpec, dir: &Path, initrd: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    a.extend(["-smp".into(), spec.cpus.to_string()]);
     a.extend(["-m".into(), spec.memory_mb.to_string()]);
     a.extend([
         "-serial".into(),
