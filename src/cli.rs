@@ -77,7 +77,11 @@ pub enum Command {
 pub enum DrbdAction {
     /// DRBD's fence-peer handler: power the peer named in DRBD_PEERS off through its BMC; exit 7 once confirmed, 1 on any failure (DRBD keeps I/O frozen)
     #[command(name = "fence-peer")]
-    FencePeer,
+    FencePeer {
+        /// Where this node's copy is Primary (it serves; the peer is the standby), wait this long before powering the peer off: under Pacemaker, after a cut link, the standby's cluster fences this node first and one node remains (as fence_hamn's standby_delay)
+        #[arg(long, value_name = "SECONDS")]
+        standby_delay: Option<f64>,
+    },
     /// DRBD's after-resync-target handler: log that this node's copy is whole again (a power fence leaves nothing to lift)
     #[command(name = "unfence-peer")]
     UnfencePeer,

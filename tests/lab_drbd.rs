@@ -350,3 +350,250 @@ fn a_cut_replication_link_powers_the_secondary_off_and_the_primary_writes_on() {
         "mn2 was never Primary:\n{mn2_console}"
     );
 }
+
+/// xCAT's option 6 under the cluster: what each node runs once its mirror is up. mn1's
+/// first boot makes the file system with both copies in sync, then leaves the role to
+/// the cluster (Secondary); both start Corosync and Pacemaker with the CIB that
+/// fencing/examples/pacemaker-drbd.sh builds, as hamn(8) says.
+const CLUSTER_PREP: &str = r#"
+if [ $ID = 1 ]; then
+    $MN1_PRIMARY
+    echo setup > /install/synced && umount /install && drbdadm secondary xcat || exit 27
+fi
+in_sync || exit 28
+"#;
+
+/// mn1 under the cluster: once the cluster has started the takeover here, a synced line
+/// every 200 ms until it dies.
+const MN1_CLUSTER: &str = r#"
+wait_for MN1-NEVER-STARTED 180 started_on mn1
+echo "MN1-SERVING $(now)"
+drbdadm role xcat > /out/role.txt
+save
+set +e
+write_synced /install/synced MN1
+"#;
+
+/// mn2 under the cluster: the standby, until the cluster has moved the role here.
+const MN2_CLUSTER: &str = r#"
+wait_for MN2-NEVER-SAW-MN1 180 started_on mn1
+echo "MN2-STANDBY $(now)"
+wait_for MN2-NEVER-SERVED 240 started_on mn2
+echo "MN2-SERVING $(now)"
+set +e
+tail -1 /install/synced > /out/last-line.txt 2>&1
+drbdadm role xcat > /out/role.txt
+drbdadm dstate xcat > /out/dstate.txt
+ip -4 addr show dev eth0 > /out/ip.txt
+ls /run/xcatd.up > /out/xcatd.txt 2>&1
+hamn status > /out/status.txt 2>&1
+cp /var/lib/hamn/takeover.json /out/journal.json
+dmesg > /out/dmesg.txt
+sleep 3
+save
+exit 0
+"#;
+
+/// A node's hamn.toml under the cluster: the BMC password from a file (fence_hamn and
+/// DRBD's handler run with environments of their own), and what users see: the service
+/// address and xcatd.
+fn cluster_config(node: &str, peer: &str, bmc_port: u16) -> String {
+    format!(
+        "{}\n[takeover.service_ip]\naddress = \"192.168.60.10/24\"\ninterface = \"eth0\"\n\n\
+         [[takeover.service]]\nname = \"xcatd\"\nstart = [\"touch\", \"/run/xcatd.up\"]\n\
+         ready = [\"test\", \"-e\", \"/run/xcatd.up\"]\nstop = [\"rm\", \"-f\", \"/run/xcatd.up\"]\n",
+        config_with(
+            node,
+            peer,
+            bmc_port,
+            &format!("password_file = \"/etc/hamn/{peer}.bmc\"")
+        )
+    )
+}
+
+/// The two nodes under the cluster, running `mn1` and `mn2` after the shared set-up,
+/// each powered by its own BMC, the link between them (Corosync's and DRBD's) through a
+/// cable a test may cut.
+struct Pair {
+    _dir: tempfile::TempDir,
+    bmc1: support::sim::SimBmc,
+    _bmc2: support::sim::SimBmc,
+    cable: support::cable::Cable,
+    mn1: support::lab::Background,
+    mn2: support::lab::Background,
+}
+
+fn cluster_pair(mn1: &str, mn2: &str) -> Option<Pair> {
+    if !support::require_tool("cibadmin") || !support::require_tool("corosync") {
+        return None;
+    }
+    let (bmc1, bmc2) = two_bmcs()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cib = support::cluster::build_cib(dir.path(), "pacemaker-drbd.sh");
+    let pw = dir.path().join("bmc.pw");
+    std::fs::write(&pw, support::sim::SimOptions::default().password).expect("password file");
+    std::fs::set_permissions(&pw, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let cable = support::cable::Cable::new([p1, p2]);
+    // The handler as hamn(8) gives it for the cluster.
+    let conf = support::drbd::drbd_conf_with(
+        7789,
+        Some("/usr/sbin/hamn drbd fence-peer --standby-delay 15"),
+    );
+    let spec = |name: &str, id: u8, peer: &str, link, bmc_port, scenario: &str| {
+        let script = format!("{CLUSTER_PREP}\n{}\n{scenario}", support::cluster::START);
+        let mut g = node(
+            name,
+            id,
+            &script,
+            dir.path(),
+            link,
+            &conf,
+            &cluster_config(name, peer, bmc_port),
+        );
+        support::cluster::with_cluster(&mut g, &cib);
+        support::cluster::with_linbit_drbd_agent(&mut g);
+        g.files.push((format!("/etc/hamn/{peer}.bmc"), pw.clone()));
+        g.timeout = Duration::from_secs(420);
+        g
+    };
+    let specs = [
+        spec(
+            "mn1",
+            1,
+            "mn2",
+            (p1, cable.ends[0]),
+            bmc2.addr().port(),
+            mn1,
+        ),
+        spec(
+            "mn2",
+            2,
+            "mn1",
+            (p2, cable.ends[1]),
+            bmc1.addr().port(),
+            mn2,
+        ),
+    ];
+    let mut guests = spawn_guests(&specs).into_iter();
+    let (Some(mn1), Some(mn2)) = (guests.next(), guests.next()) else {
+        panic!("two guests");
+    };
+    bmc1.adopt_server(mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    bmc2.adopt_server(mn2.guest.qemu_pid().expect("mn2 QEMU pid"));
+    Some(Pair {
+        _dir: dir,
+        bmc1,
+        _bmc2: bmc2,
+        cable,
+        mn1,
+        mn2,
+    })
+}
+
+/// mn2 served after mn1 was lost: mn1 is off, mn1's last synced line is read on mn2,
+/// the copy is Primary there, users see the address and xcatd, Pacemaker fenced mn1
+/// through fence_hamn and DRBD's handler on mn2 confirmed it, and crm_mon shows no
+/// failed action.
+fn assert_mn2_took_over(
+    bmc1: &support::sim::SimBmc,
+    run2: &support::lab::GuestRun,
+    mn1_console: &str,
+) {
+    run2.assert_ok();
+    assert!(!bmc1.server_alive(), "mn1 is off");
+    assert_eq!(
+        run2.line_number("last-line.txt"),
+        last_synced(mn1_console, "MN1"),
+        "mn1's last synced line is read on mn2:\n{}",
+        run2.out("last-line.txt")
+    );
+    assert!(
+        run2.out("role.txt").starts_with("Primary/"),
+        "{}",
+        run2.out("role.txt")
+    );
+    assert!(run2.out("ip.txt").contains("192.168.60.10"));
+    assert!(run2.out("xcatd.txt").contains("xcatd.up"));
+    let mon = run2.out("crm_mon.txt");
+    assert!(
+        support::cluster::failed_actions(&mon, |_| false).is_empty()
+            && !mon.contains("Failed Fencing Actions"),
+        "crm_mon shows failed actions:\n{mon}"
+    );
+    let log = run2.out("pacemaker.log");
+    assert!(
+        log.contains("Peer mn1 was terminated (reboot) by mn2"),
+        "Pacemaker fenced mn1 through fence_hamn:\n{log}"
+    );
+    let dmesg = run2.out("dmesg.txt");
+    assert!(
+        dmesg.contains("fence-peer helper returned 7"),
+        "promoting, DRBD asked hamn drbd fence-peer, which confirmed mn1 off:\n{dmesg}"
+    );
+    let journal = run2.out("journal.json");
+    assert!(
+        journal.contains("\"complete\": true") || journal.contains("\"complete\":true"),
+        "{journal}"
+    );
+}
+
+/// The Primary crashes under Pacemaker: the cluster on mn2 fences mn1 through
+/// fence_hamn (ipmi_sim reports it off), ocf:linbit:drbd promotes mn2's copy (DRBD asks
+/// `hamn drbd fence-peer` first, which confirms mn1 off), then ocf:hamn:takeover checks,
+/// mounts and serves: mn1's last synced line is read on mn2, with no failed action.
+#[test]
+fn the_primary_crashes_under_pacemaker_and_the_cluster_fences_and_promotes_through_hamn() {
+    let Some(mut p) = cluster_pair(MN1_CLUSTER, MN2_CLUSTER) else {
+        return;
+    };
+    p.mn1.guest.wait_for_line("MN1-SYNCED 5");
+    let crashed = std::time::Instant::now();
+    let pid = nix::unistd::Pid::from_raw(p.mn1.guest.qemu_pid().expect("mn1 QEMU") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill mn1");
+    while !p.mn1.guest.qemu_exited() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mn1_console = p.mn1.guest.console();
+    let run2 = p.mn2.guest.finish();
+    println!(
+        "crash of the DRBD Primary to service up on mn2: {:.1} s; {}\n{}",
+        crashed.elapsed().as_secs_f64(),
+        support::cluster::noticed_to_started(&run2.out("pacemaker.log")),
+        run2.out("crm_mon.txt")
+    );
+    // (mn2 ran its scenario to the end: nobody powered it off.)
+    assert_mn2_took_over(&p.bmc1, &run2, &mn1_console);
+}
+
+/// The link between the nodes (Corosync's and DRBD's) is cut while mn1 is Primary and
+/// writes: both sides fence at once, mn1 through DRBD's handler and its cluster, mn2
+/// through its cluster. mn1 is Primary, so both its fences wait the standby delay
+/// while its I/O is frozen; mn2 powers mn1 off first and takes over. Exactly one node
+/// remains, and no write mn1 reported synced is missing on mn2.
+#[test]
+fn a_cut_link_under_pacemaker_leaves_the_standby_serving_and_loses_no_synced_write() {
+    let Some(mut p) = cluster_pair(MN1_CLUSTER, MN2_CLUSTER) else {
+        return;
+    };
+    p.mn1.guest.wait_for_line("MN1-SYNCED 5");
+    let cut = std::time::Instant::now();
+    p.cable.cut();
+    let run2 = p.mn2.guest.finish();
+    println!(
+        "cut link to service up on mn2: {:.1} s; {}\n{}",
+        cut.elapsed().as_secs_f64(),
+        support::cluster::noticed_to_started(&run2.out("pacemaker.log")),
+        run2.out("crm_mon.txt")
+    );
+    // mn1 was powered off by mn2's cluster, not by itself or anything else, and never
+    // powered mn2 off: mn2 ran its scenario to the end.
+    assert!(p.mn1.guest.qemu_exited(), "mn1 was powered off");
+    let mn1_console = p.mn1.guest.console();
+    assert!(
+        !mn1_console.contains("MN1-WRITE-FAILED"),
+        "a write of mn1 failed rather than waiting:\n{mn1_console}"
+    );
+    assert_mn2_took_over(&p.bmc1, &run2, &mn1_console);
+}

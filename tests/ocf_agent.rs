@@ -147,3 +147,39 @@ fn the_monitor_without_an_alarm_is_unchanged() {
         "OCF_NOT_RUNNING"
     );
 }
+
+/// xCAT's option 6: the data on a DRBD mirror, no shared LUN.
+#[test]
+fn on_a_mirror_the_monitor_runs_where_the_copy_is_primary_and_mounted() {
+    let mirror = |role: &str, mounted: bool| {
+        format!(
+            r#"{{"luns":[],"drbd":[{{"resource":"xcat","role":"{role}","peer_role":"Unknown","connection":"WFConnection","disk":"UpToDate","peer_disk":"DUnknown"}}],"mounts":[{{"mounted":{mounted}}}],"users_lack":[],"journal":{{"complete":true}},"alarms":[]}}"#
+        )
+    };
+    assert_eq!(
+        monitor_with(&mirror("Primary", true), 0, Some("1")).0,
+        Some(0),
+        "Primary and mounted: running"
+    );
+    assert_eq!(
+        monitor_with(&mirror("Secondary", true), 0, Some("1")).0,
+        Some(1),
+        "mounted while Secondary cannot be: a failure"
+    );
+    assert_eq!(
+        monitor_with(&mirror("Primary", false), 0, Some("1")).0,
+        Some(7),
+        "Primary (the cluster promoted it) with nothing mounted: stopped"
+    );
+    assert_eq!(
+        monitor_with(&mirror("Secondary", false), 0, Some("1")).0,
+        Some(7),
+        "the standby: stopped"
+    );
+    let nothing = r#"{"luns":[],"drbd":[],"mounts":[{"mounted":true}],"users_lack":[],"journal":{"complete":true},"alarms":[]}"#;
+    assert_eq!(
+        monitor_with(nothing, 0, Some("1")).0,
+        Some(1),
+        "no LUN and no mirror says nothing about the data: not running here"
+    );
+}

@@ -703,11 +703,40 @@ fn standby_wait(peer: &Peer, config: Option<&Config>, d: f64) -> Result<Duration
     use crate::scsi::reserve;
     let cfg = config.ok_or_else(|| {
         AgentError::Usage(format!(
-            "standby_delay needs hamn.toml (the key of '{}' and the shared LUNs, to tell \
-             whether it serves); pass config= or install /etc/hamn/hamn.toml",
+            "standby_delay needs hamn.toml (the key of '{}' and the shared LUNs, or the \
+             DRBD resources, to tell whether it serves); pass config= or install \
+             /etc/hamn/hamn.toml",
             peer.name
         ))
     })?;
+    // The mirror tells the roles without asking the storage: the node whose copy is
+    // Primary serves. This node's own role is what it can always read (the peer's is
+    // unknown once the link is cut): Primary here, the target is the standby and waits;
+    // Secondary on every resource, the target serves and is fenced at once.
+    if !cfg.takeover.drbd.is_empty() {
+        let primary_here = cfg.takeover.drbd.iter().try_fold(false, |any, d| {
+            crate::drbd::state(&d.resource).map(|s| any || s.role == crate::drbd::Role::Primary)
+        });
+        return Ok(match primary_here {
+            Ok(false) => {
+                tracing::info!(node = %peer.name,
+                    "this node's DRBD copies are Secondary, so it serves: fenced without delay");
+                Duration::ZERO
+            }
+            Ok(true) => {
+                tracing::info!(node = %peer.name, seconds = d,
+                    "this node is DRBD Primary (the standby is the target): waiting \
+                     standby_delay before powering it off");
+                Duration::from_secs_f64(d)
+            }
+            Err(e) => {
+                tracing::warn!(node = %peer.name, seconds = d, error = %e,
+                    "this node's DRBD role is unknown: waiting standby_delay before powering \
+                     it off");
+                Duration::from_secs_f64(d)
+            }
+        });
+    }
     let inventory = crate::disks::inventory().map_err(CommandError::from)?;
     let luns = crate::disks::luns::shared_luns(&inventory, &cfg.storage.shared)
         .map_err(CommandError::from)?;

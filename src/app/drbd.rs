@@ -21,7 +21,7 @@ pub const EXIT_PEER_FENCED: u8 = 7;
 
 pub fn drbd_cmd(cli: &Cli, action: &DrbdAction) -> Result<Report, CommandError> {
     let result = match action {
-        DrbdAction::FencePeer => fence_peer(cli),
+        DrbdAction::FencePeer { standby_delay } => fence_peer(cli, *standby_delay),
         DrbdAction::UnfencePeer => unfence_peer(),
     };
     // Never a status DRBD reads as success: see the module documentation.
@@ -76,7 +76,7 @@ fn peer_named(cfg: &Config) -> Result<&Peer, CommandError> {
     )))
 }
 
-fn fence_peer(cli: &Cli) -> Result<Report, CommandError> {
+fn fence_peer(cli: &Cli, standby_delay: Option<f64>) -> Result<Report, CommandError> {
     let resource = env("DRBD_RESOURCE").ok_or_else(|| {
         CommandError::Usage(
             "DRBD_RESOURCE is not set: `hamn drbd fence-peer` is DRBD's fence-peer handler \
@@ -99,6 +99,24 @@ fn fence_peer(cli: &Cli) -> Result<Report, CommandError> {
              hold the only good copy",
             peer.name, state.disk, peer.name
         )));
+    }
+    // The serving node (Primary) gives the standby's cluster the first move: if only
+    // the link died, the standby fences this node meanwhile and one node remains; if
+    // the standby is gone, it is powered off after the delay. A Secondary being
+    // promoted fences at once: its peer was the one serving.
+    if let Some(d) = standby_delay.filter(|d| *d > 0.0)
+        && state.role == crate::drbd::Role::Primary
+    {
+        let wait = std::time::Duration::try_from_secs_f64(d).map_err(|_| {
+            CommandError::Usage(format!("--standby-delay {d}: not a number of seconds"))
+        })?;
+        tracing::info!(
+            seconds = d,
+            "this node is Primary of {resource}: waiting the standby delay before powering \
+             {} off",
+            peer.name
+        );
+        std::thread::sleep(wait);
     }
     let done = crate::fence::fence_peer(peer, &profiles, None)?;
     let how = done.proof.method().summary();

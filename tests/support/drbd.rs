@@ -9,15 +9,25 @@ use std::time::Duration;
 use super::lab::GuestSpec;
 
 pub fn drbd_conf(port: u16, fencing: bool) -> String {
+    drbd_conf_with(port, fencing.then_some("/usr/sbin/hamn drbd fence-peer"))
+}
+
+/// With `fence_peer` as the fence-peer handler (and `fencing resource-and-stonith`), or
+/// no fencing policy at all.
+pub fn drbd_conf_with(port: u16, fence_peer: Option<&str>) -> String {
     // Resyncs at a fixed, fast rate (8.4's default controller starts slowly).
-    let (disk, handlers) = if fencing {
-        (
+    let (disk, handlers) = match fence_peer {
+        Some(handler) => (
             "    disk { fencing resource-and-stonith; c-plan-ahead 0; resync-rate 100M; }\n",
-            "    handlers {\n        fence-peer \"/usr/sbin/hamn drbd fence-peer\";\n        \
-             after-resync-target \"/usr/sbin/hamn drbd unfence-peer\";\n    }\n",
-        )
-    } else {
-        ("    disk { c-plan-ahead 0; resync-rate 100M; }\n", "")
+            format!(
+                "    handlers {{\n        fence-peer \"{handler}\";\n        \
+                 after-resync-target \"/usr/sbin/hamn drbd unfence-peer\";\n    }}\n"
+            ),
+        ),
+        None => (
+            "    disk { c-plan-ahead 0; resync-rate 100M; }\n",
+            String::new(),
+        ),
     };
     format!(
         r#"global {{ usage-count no; }}

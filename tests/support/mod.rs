@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cable;
+pub mod cluster;
 pub mod drbd;
 pub mod lab;
 pub mod peer;
