@@ -597,3 +597,93 @@ fn a_cut_link_under_pacemaker_leaves_the_standby_serving_and_loses_no_synced_wri
     );
     assert_mn2_took_over(&p.bmc1, &run2, &mn1_console);
 }
+
+/// mn1 for a planned move: serves, writes five synced lines, goes idle (the admin stops
+/// the work before moving the xCAT data), and must end up alive and Secondary.
+const MN1_MOVED: &str = r#"
+wait_for MN1-NEVER-STARTED 180 started_on mn1
+echo "MN1-SERVING $(now)"
+set +e
+i=0
+while [ $i -lt 5 ]; do
+    echo "line $i" | dd of=/install/synced oflag=append conv=notrunc,fsync status=none \
+        && echo "MN1-SYNCED $i"
+    i=$((i + 1))
+done
+echo "MN1-IDLE"
+wait_for MN1-NEVER-MOVED 180 started_on mn2
+# The cluster demotes this copy once the takeover here has stopped.
+i=0
+until drbdadm role xcat | grep -q '^Secondary/Primary'; do
+    i=$((i + 1)); [ $i -lt 300 ] || break
+    sleep 0.2
+done
+drbdadm role xcat > /out/role-after.txt
+grep -c ' /install ' /proc/mounts > /out/mounted-after.txt
+ip -4 addr show dev eth0 > /out/ip-after.txt
+save
+# Up (Secondary) until the test is done with mn2.
+while [ ! -e /out/done ]; do sleep 0.5; done
+exit 0
+"#;
+
+/// mn2 for a planned move: the admin moves the resource here when told to, as hamn(8)
+/// says, then clears the move's constraint.
+const MN2_MOVES: &str = r#"
+wait_for MN2-NEVER-SAW-MN1 180 started_on mn1
+while [ ! -e /out/move-now ]; do sleep 0.5; done
+crm_resource --move --resource xcat-mn --node mn2 > /out/move.txt 2>&1
+wait_for MN2-NEVER-SERVED 240 started_on mn2
+echo "MN2-SERVING $(now)"
+crm_resource --clear --resource xcat-mn > /out/clear.txt 2>&1
+set +e
+tail -1 /install/synced > /out/last-line.txt 2>&1
+drbdadm role xcat > /out/role.txt
+stonith_admin --history mn1 > /out/fence-history.txt 2>&1
+# The demoted copy's next monitor has run (interval 31 s as Unpromoted).
+sleep 35
+save
+exit 0
+"#;
+
+/// A planned move under the cluster: `crm_resource --move` stops the takeover on mn1
+/// (giveback), the cluster demotes mn1's copy and promotes mn2's, and the takeover on
+/// mn2 sees mn1 Secondary and connected: nobody is powered off, mn1's last line is
+/// read on mn2, and crm_mon shows no failed action.
+#[test]
+fn a_planned_move_under_pacemaker_moves_the_mirror_and_fences_nobody() {
+    let Some(mut p) = cluster_pair(MN1_MOVED, MN2_MOVES) else {
+        return;
+    };
+    p.mn1.guest.wait_for_line("MN1-IDLE");
+    std::fs::write(p.mn2.guest.dir().join("out/move-now"), "").expect("tell mn2");
+    let run2 = p.mn2.guest.finish();
+    std::fs::write(p.mn1.guest.dir().join("out/done"), "").expect("tell mn1");
+    let run1 = p.mn1.guest.finish();
+    println!("{}", run2.out("crm_mon.txt"));
+    run2.assert_ok();
+    run1.assert_ok();
+    assert_eq!(run2.out("last-line.txt").trim(), "line 4");
+    assert!(
+        run2.out("role.txt").starts_with("Primary/Secondary"),
+        "{}",
+        run2.out("role.txt")
+    );
+    assert!(
+        run1.out("role-after.txt").starts_with("Secondary/Primary"),
+        "{}",
+        run1.out("role-after.txt")
+    );
+    assert_eq!(run1.out("mounted-after.txt").trim(), "0");
+    assert!(!run1.out("ip-after.txt").contains("192.168.60.10"));
+    let history = run2.out("fence-history.txt");
+    assert!(
+        !history.contains("reboot") && !history.contains("off"),
+        "nobody was fenced:\n{history}"
+    );
+    let mon = run2.out("crm_mon.txt");
+    assert!(
+        support::cluster::failed_actions(&mon, |_| false).is_empty(),
+        "crm_mon shows failed actions:\n{mon}"
+    );
+}
