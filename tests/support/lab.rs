@@ -443,7 +443,8 @@ impl GuestSpec {
     /// each under the name the loader looks for (its soname link, not the file it points
     /// to), below /usr: the base image has the merged-/usr layout, where /lib is a link.
     pub fn with_binary(&mut self, guest_path: &str, host_path: &Path) -> &mut Self {
-        self.files.push((guest_path.into(), host_path.into()));
+        self.files
+            .push((guest_path.into(), without_debug_info(host_path)));
         for lib in ldd(host_path) {
             let name = lib.display().to_string();
             let guest = if name.starts_with("/usr/") {
@@ -467,6 +468,48 @@ impl GuestSpec {
 }
 
 /// Absolute library paths `ldd` lists for `binary` (none for a static binary).
+/// The test build of hamn carries over 100 MB of debug information, which the guest
+/// unpacks into its RAM with the rest of its root file system (and a 512 MB guest then
+/// runs out of room). A copy without it (`objcopy --strip-debug`: the same code), made
+/// once per build under the lab directory; small files are used as they are.
+fn without_debug_info(binary: &Path) -> PathBuf {
+    let Ok(meta) = fs::metadata(binary) else {
+        return binary.to_path_buf();
+    };
+    if meta.len() < 16 << 20 {
+        return binary.to_path_buf();
+    }
+    let stamp = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    let name = binary.file_name().map_or_else(
+        || "binary".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let dir = lab_dir().join("stripped");
+    let copy = dir.join(format!("{name}-{}-{stamp}", meta.len()));
+    if copy.is_file() {
+        return copy;
+    }
+    fs::create_dir_all(&dir).expect("lab stripped dir");
+    // Two tests may strip at once: each writes its own file, the rename is atomic.
+    let tmp = dir.join(format!(".{name}-{}", std::process::id()));
+    let ok = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(binary)
+        .arg(&tmp)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok && fs::rename(&tmp, &copy).is_ok() {
+        copy
+    } else {
+        let _ = fs::remove_file(&tmp);
+        binary.to_path_buf()
+    }
+}
+
 fn ldd(binary: &Path) -> Vec<PathBuf> {
     let out = Command::new("ldd").arg(binary).output();
     let text = out
