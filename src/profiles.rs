@@ -47,6 +47,8 @@ struct RawBmcProfile {
     name: String,
     description: String,
     manufacturer_ids: Vec<u32>,
+    /// IPMI's; empty in a profile for Redfish services only.
+    #[serde(default)]
     cipher_suites: Vec<u8>,
     confirm_reads: u32,
     poll_interval_ms: u64,
@@ -89,8 +91,10 @@ impl BmcProfile {
             .iter()
             .map(|&s| CipherSuite::try_from(s).map_err(|e| invalid(e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
-        if cipher_suites.is_empty() {
-            return Err(invalid("cipher_suites is empty".into()));
+        if cipher_suites.is_empty() && !raw.manufacturer_ids.is_empty() {
+            return Err(invalid(
+                "cipher_suites is empty, but manufacturer_ids make it an IPMI profile".into(),
+            ));
         }
         if raw.confirm_reads == 0 || raw.poll_interval_ms == 0 || raw.timeout_s == 0 {
             return Err(invalid(

@@ -16,10 +16,10 @@ use clap::Parser;
 
 use super::{CommandError, EXIT_FAILED, EXIT_OK, Report};
 use crate::bmc::lanplus::Backoff;
-use crate::bmc::{ChassisAction, IpmiBmc, PowerControl, PowerState};
+use crate::bmc::{AnyBmc, ChassisAction, PowerControl, PowerState};
 use crate::cli::{AgentArgs, Cli};
 use crate::config::{
-    BmcConfig, Config, ConfigError, DEFAULT_BMC_PORT, PasswordSource, Peer, SuiteSetting,
+    BmcConfig, Config, ConfigError, PasswordSource, Peer, SuiteSetting,
 };
 use crate::fence::{fence_peer, profile_before_contact};
 use crate::profiles::Profiles;
@@ -479,15 +479,7 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
         (Some(c), Some(n), _) if c.peers.contains_key(n) => c.peer(n)?.clone(),
         (_, _, Some(ip)) => Peer {
             name: node.unwrap_or(ip).to_string(),
-            bmc: BmcConfig {
-                address: ip.to_string(),
-                port: DEFAULT_BMC_PORT,
-                user: String::new(),
-                password_file: None,
-                password_env: None,
-                cipher_suite: None,
-                profile: None,
-            },
+            bmc: BmcConfig::ipmi(ip),
             password: PasswordSource::Given(Secret::new(Vec::new())),
             pr_key: None,
             // The agent only ever powers off.
@@ -506,9 +498,10 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
         peer.bmc.address = ip.to_string();
     }
     if let Some(port) = inputs.get("ipport") {
-        peer.bmc.port = port
-            .parse()
-            .map_err(|_| AgentError::Usage(format!("ipport={port} is not a port number")))?;
+        peer.bmc.port = Some(
+            port.parse()
+                .map_err(|_| AgentError::Usage(format!("ipport={port} is not a port number")))?,
+        );
     }
     if let Some(u) = inputs.get("username") {
         peer.bmc.user = u.to_string();
@@ -1020,10 +1013,10 @@ fn connect(
     peer: &Peer,
     profiles: &Profiles,
     timeout: Option<Duration>,
-) -> Result<(IpmiBmc, Instant), AgentError> {
+) -> Result<(AnyBmc, Instant), AgentError> {
     let pre = profile_before_contact(peer, profiles).map_err(CommandError::from)?;
     let deadline = Instant::now() + timeout.unwrap_or(pre.timeout);
-    let bmc = IpmiBmc::connect(peer, profiles, deadline, Backoff::default())
+    let bmc = AnyBmc::connect(peer, profiles, deadline, Backoff::default())
         .map_err(CommandError::from)?;
     Ok((bmc, deadline))
 }
@@ -1049,13 +1042,9 @@ fn power_on(peer: &Peer, profiles: &Profiles, timeout: Option<Duration>) -> Resu
                 return Ok(());
             }
             if Instant::now() + poll >= deadline {
-                return Err(crate::bmc::BmcError::Lan {
+                return Err(crate::bmc::BmcError::NotOnInTime {
                     node: peer.name.clone(),
-                    source: crate::bmc::lanplus::LanError::BadResponse {
-                        bmc: bmc.addr(),
-                        what: "power up",
-                        detail: "the chassis did not report 'on' before the deadline".into(),
-                    },
+                    bmc: bmc.describe(),
                 });
             }
             std::thread::sleep(poll);

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::bmc::lanplus::Backoff;
-use crate::bmc::{BmcError, ChassisAction, IpmiBmc, PowerControl};
+use crate::bmc::{AnyBmc, BmcError, ChassisAction, PowerControl};
 use crate::cli::{Cli, Command, FenceArgs, PowerAction, PowerArgs};
 use crate::config::{Config, ConfigError, Peer};
 use crate::fence::{self, FenceError, profile_before_contact};
@@ -167,10 +167,32 @@ fn fence_plan(
         crate::config::PasswordSource::Env(v) => format!("from environment variable {v}"),
         crate::config::PasswordSource::Given(_) => "given on standard input".into(),
     };
+    let confirm = match &peer.bmc.profile {
+        Some(_) => format!(
+            "confirm: {} consecutive 'off' reads, {} ms apart, within {:.1}s",
+            pre.confirm_reads,
+            pre.poll_interval.as_millis(),
+            timeout.unwrap_or(pre.timeout).as_secs_f64()
+        ),
+        None => format!(
+            "confirm: the chosen profile's consecutive 'off' reads and poll interval (if no profile matches: generic, {} reads {} ms apart), within {}",
+            pre.confirm_reads,
+            pre.poll_interval.as_millis(),
+            match timeout {
+                Some(t) => format!("{:.1}s", t.as_secs_f64()),
+                None => "the profile's deadline".into(),
+            }
+        ),
+    };
+    if peer.bmc.protocol == crate::config::BmcProtocol::Redfish {
+        return Ok(plan_report(peer, redfish_plan(peer, &password, confirm)));
+    }
     let steps = vec![
         format!(
             "open an RMCP+ session to BMC {}:{} as user '{}' (password {password}), cipher suites {suites:?} in order, privilege ADMINISTRATOR",
-            peer.bmc.address, peer.bmc.port, peer.bmc.user
+            peer.bmc.address,
+            peer.bmc.port(),
+            peer.bmc.user
         ),
         format!("hardware profile: {profile}"),
         "read Get Chassis Status (power state and power restore policy)".into(),
@@ -180,25 +202,13 @@ fn fence_plan(
         "if on, send Chassis Control power down (never power cycle); after an error or a \
          timeout, read the power state all the same"
             .into(),
-        match &peer.bmc.profile {
-            Some(_) => format!(
-                "confirm: {} consecutive 'off' reads, {} ms apart, within {:.1}s",
-                pre.confirm_reads,
-                pre.poll_interval.as_millis(),
-                timeout.unwrap_or(pre.timeout).as_secs_f64()
-            ),
-            None => format!(
-                "confirm: the chosen profile's consecutive 'off' reads and poll interval (if no profile matches: generic, {} reads {} ms apart), within {}",
-                pre.confirm_reads,
-                pre.poll_interval.as_millis(),
-                match timeout {
-                    Some(t) => format!("{:.1}s", t.as_secs_f64()),
-                    None => "the profile's deadline".into(),
-                }
-            ),
-        },
+        confirm,
         "close the session".into(),
     ];
+    Ok(plan_report(peer, steps))
+}
+
+fn plan_report(peer: &Peer, steps: Vec<String>) -> Report {
     let mut human = format!(
         "plan to fence {} (dry run: nothing is contacted):\n",
         peer.name
@@ -206,11 +216,50 @@ fn fence_plan(
     for (i, s) in steps.iter().enumerate() {
         human.push_str(&format!("  {}. {s}\n", i + 1));
     }
-    Ok(Report {
+    Report {
         human: human.trim_end().to_string(),
         json: json!({"node": peer.name, "dry_run": true, "steps": steps}),
         exit: EXIT_OK,
-    })
+    }
+}
+
+/// The same fence in Redfish's terms.
+fn redfish_plan(peer: &Peer, password: &str, confirm: String) -> Vec<String> {
+    let b = &peer.bmc;
+    let trust = match (&b.ca_file, &b.fingerprint) {
+        (Some(f), _) => format!("against the CA in {}", f.display()),
+        (None, Some(fp)) => format!("against the pinned fingerprint {fp}"),
+        (None, None) => "NOT verified (insecure = true)".into(),
+    };
+    vec![
+        format!(
+            "connect to https://{}:{}, the certificate checked {trust} before anything is sent",
+            b.address,
+            b.port()
+        ),
+        format!(
+            "log in as user '{}' (password {password}): a session where the service offers \
+             SessionService, else HTTP Basic",
+            b.user
+        ),
+        match &b.system {
+            Some(s) => format!("the system whose Id, UUID or serial number is '{s}'"),
+            None => "the only member of the Systems collection (several: refused)".into(),
+        },
+        format!(
+            "hardware profile: {}",
+            b.profile.as_deref().unwrap_or(crate::profiles::GENERIC)
+        ),
+        "read the system's PowerState and PowerRestorePolicy".into(),
+        "set PowerRestorePolicy to AlwaysOff and read it back; a service that refuses is a \
+         warning, not a failure"
+            .into(),
+        "if on, ComputerSystem.Reset with ResetType ForceOff (never a restart or a graceful \
+         shutdown); after an error answer, read PowerState all the same"
+            .into(),
+        confirm,
+        "delete the session".into(),
+    ]
 }
 
 fn power_cmd(cli: &Cli, action: &PowerAction) -> Result<Report, CommandError> {
@@ -222,7 +271,7 @@ fn power_cmd(cli: &Cli, action: &PowerAction) -> Result<Report, CommandError> {
     let started = Instant::now();
     let pre = profile_before_contact(peer, &profiles)?;
     let deadline = started + timeout.unwrap_or(pre.timeout);
-    let mut bmc = IpmiBmc::connect(peer, &profiles, deadline, Backoff::default())?;
+    let mut bmc = AnyBmc::connect(peer, &profiles, deadline, Backoff::default())?;
     let result = (|| {
         let sent = match action {
             PowerAction::Status(_) => None,

@@ -1,10 +1,12 @@
-//! Power control of a peer through its BMC. Today IPMI v2.0 RMCP+ (`lanplus`); the
-//! `PowerControl` trait is the seam where Redfish will go.
+//! Power control of a peer through its BMC: IPMI v2.0 RMCP+ (`lanplus`) or Redfish over
+//! HTTPS (`redfish`), behind one `PowerControl` trait, so that fencing has one set of
+//! semantics whatever the BMC speaks.
 
 pub mod chassis;
 pub mod crypto;
 pub mod lanplus;
 pub mod packet;
+pub mod redfish;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::{Duration, Instant};
@@ -35,6 +37,21 @@ pub enum BmcError {
     },
     #[error("node '{node}': {source}")]
     Lan { node: String, source: LanError },
+    #[error(
+        "node '{node}': hardware profile '{profile}' lists no IPMI cipher suite (a profile \
+         for Redfish services); set peers.{node}.bmc.cipher_suite or pin an IPMI profile"
+    )]
+    NoSuites { node: String, profile: String },
+    #[error(
+        "node '{node}': {bmc} did not report 'on' before the deadline after the power up; \
+         check the node's console"
+    )]
+    NotOnInTime { node: String, bmc: String },
+    #[error("node '{node}': {source}")]
+    Redfish {
+        node: String,
+        source: Box<redfish::RedfishError>,
+    },
 }
 
 /// What fencing needs from a BMC.
@@ -68,7 +85,7 @@ fn resolve(peer: &Peer) -> Result<SocketAddr, BmcError> {
         address: peer.bmc.address.clone(),
         detail,
     };
-    (peer.bmc.address.as_str(), peer.bmc.port)
+    (peer.bmc.address.as_str(), peer.bmc.port())
         .to_socket_addrs()
         .map_err(|e| err(e.to_string()))?
         .next()
@@ -114,6 +131,12 @@ impl IpmiBmc {
                 .cipher_suites
                 .clone(),
         };
+        if suites.is_empty() {
+            return Err(BmcError::NoSuites {
+                node: node.clone(),
+                profile: peer.bmc.profile.clone().unwrap_or_default(),
+            });
+        }
         let mut session = None;
         let mut last_err = None;
         for (i, suite) in suites.iter().enumerate() {
@@ -232,5 +255,101 @@ impl PowerControl for IpmiBmc {
             self.profile.name,
             self.session.suite().id()
         )
+    }
+}
+
+/// A connected BMC, whichever protocol hamn.toml names for the peer.
+pub enum AnyBmc {
+    Ipmi(IpmiBmc),
+    Redfish(redfish::RedfishBmc),
+}
+
+impl AnyBmc {
+    /// Connect as `peers.NODE.bmc.protocol` says. A Redfish BMC's profile is the pinned
+    /// one, else the generic one (Redfish services are not matched to profiles yet).
+    pub fn connect(
+        peer: &Peer,
+        profiles: &Profiles,
+        deadline: Instant,
+        backoff: Backoff,
+    ) -> Result<AnyBmc, BmcError> {
+        match peer.bmc.protocol {
+            crate::config::BmcProtocol::Ipmi => {
+                IpmiBmc::connect(peer, profiles, deadline, backoff).map(AnyBmc::Ipmi)
+            }
+            crate::config::BmcProtocol::Redfish => {
+                let name = peer
+                    .bmc
+                    .profile
+                    .as_deref()
+                    .unwrap_or(crate::profiles::GENERIC);
+                let profile = profiles
+                    .by_name(name)
+                    .map_err(|source| BmcError::Profile {
+                        node: peer.name.clone(),
+                        source,
+                    })?
+                    .clone();
+                redfish::RedfishBmc::connect(peer, profile, deadline)
+                    .map(AnyBmc::Redfish)
+            }
+        }
+    }
+
+    pub fn profile(&self) -> &BmcProfile {
+        match self {
+            AnyBmc::Ipmi(b) => b.profile(),
+            AnyBmc::Redfish(b) => b.profile(),
+        }
+    }
+
+    /// The IPMI cipher suite of the session (None for Redfish).
+    pub fn suite(&self) -> Option<u8> {
+        match self {
+            AnyBmc::Ipmi(b) => Some(b.suite().id()),
+            AnyBmc::Redfish(_) => None,
+        }
+    }
+
+    /// Close the session now (Drop would too; this makes the order explicit in logs).
+    pub fn close(self) {
+        match self {
+            AnyBmc::Ipmi(b) => b.close(),
+            AnyBmc::Redfish(b) => drop(b),
+        }
+    }
+}
+
+impl PowerControl for AnyBmc {
+    fn chassis_status(&mut self, deadline: Instant) -> Result<ChassisStatus, BmcError> {
+        match self {
+            AnyBmc::Ipmi(b) => b.chassis_status(deadline),
+            AnyBmc::Redfish(b) => b.chassis_status(deadline),
+        }
+    }
+
+    fn chassis(&mut self, action: ChassisAction, deadline: Instant) -> Result<(), BmcError> {
+        match self {
+            AnyBmc::Ipmi(b) => b.chassis(action, deadline),
+            AnyBmc::Redfish(b) => b.chassis(action, deadline),
+        }
+    }
+
+    fn set_restore_policy(
+        &mut self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> Result<PolicySupport, BmcError> {
+        match self {
+            AnyBmc::Ipmi(b) => b.set_restore_policy(policy, deadline),
+            AnyBmc::Redfish(b) => b.set_restore_policy(policy, deadline),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AnyBmc::Ipmi(b) => b.describe(),
+            AnyBmc::Redfish(b) => b.describe(),
+        }
     }
 }

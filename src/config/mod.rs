@@ -299,21 +299,107 @@ impl TryFrom<u8> for SuiteSetting {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BmcConfig {
+    /// How hamn talks to the BMC: IPMI v2.0 RMCP+ (the default) or Redfish over HTTPS.
+    #[serde(default)]
+    pub protocol: BmcProtocol,
     /// Host name or IP address of the BMC's LAN interface.
     pub address: String,
-    #[serde(default = "default_port")]
-    pub port: u16,
+    /// Default: 623 for IPMI, 443 for Redfish (see `port()`).
+    pub port: Option<u16>,
     pub user: String,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
-    /// Pin one cipher suite instead of the profile's order.
+    /// Pin one cipher suite instead of the profile's order (IPMI).
     pub cipher_suite: Option<SuiteSetting>,
     /// Pin a hardware profile by name instead of choosing by manufacturer ID.
     pub profile: Option<String>,
+    /// Redfish: the CA certificate(s), PEM, that the BMC's certificate must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// Redfish: the SHA-256 fingerprint of the BMC's own certificate (hex, colons
+    /// optional), for a BMC with a self-signed certificate.
+    pub fingerprint: Option<String>,
+    /// Redfish: do not verify the BMC's certificate at all. Explicit, and logged at every
+    /// connection: anyone on the path could then read the BMC password.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Redfish: which member of the Systems collection is this peer (its Id, UUID or
+    /// serial number); needed when the service has more than one.
+    pub system: Option<String>,
 }
 
-fn default_port() -> u16 {
-    DEFAULT_BMC_PORT
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BmcProtocol {
+    #[default]
+    Ipmi,
+    Redfish,
+}
+
+/// Redfish's HTTPS port.
+pub const DEFAULT_REDFISH_PORT: u16 = 443;
+
+impl BmcConfig {
+    /// The configured port, or the protocol's default.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.protocol {
+            BmcProtocol::Ipmi => DEFAULT_BMC_PORT,
+            BmcProtocol::Redfish => DEFAULT_REDFISH_PORT,
+        })
+    }
+
+    /// An IPMI BMC at `address` with nothing else set (the fence agent's `ip=`).
+    pub fn ipmi(address: &str) -> BmcConfig {
+        BmcConfig {
+            protocol: BmcProtocol::Ipmi,
+            address: address.to_string(),
+            port: None,
+            user: String::new(),
+            password_file: None,
+            password_env: None,
+            cipher_suite: None,
+            profile: None,
+            ca_file: None,
+            fingerprint: None,
+            insecure: false,
+            system: None,
+        }
+    }
+
+    /// What does not fit the protocol: Redfish keys on an IPMI BMC and the other way
+    /// round, and a Redfish BMC whose certificate would be checked against nothing.
+    fn misfit(&self) -> Option<String> {
+        let redfish_keys = [
+            ("ca_file", self.ca_file.is_some()),
+            ("fingerprint", self.fingerprint.is_some()),
+            ("insecure", self.insecure),
+            ("system", self.system.is_some()),
+        ];
+        match self.protocol {
+            BmcProtocol::Ipmi => redfish_keys.iter().find(|(_, set)| *set).map(|(k, _)| {
+                format!("'{k}' is a Redfish setting: add protocol = \"redfish\" or remove it")
+            }),
+            BmcProtocol::Redfish => {
+                if self.cipher_suite.is_some() {
+                    return Some("'cipher_suite' is an IPMI setting: remove it".into());
+                }
+                let trust = [
+                    self.ca_file.is_some(),
+                    self.fingerprint.is_some(),
+                    self.insecure,
+                ];
+                match trust.iter().filter(|t| **t).count() {
+                    1 => None,
+                    0 => Some(
+                        "a Redfish BMC needs how to verify its certificate: ca_file (the CA \
+                         that signed it), fingerprint (its SHA-256), or, knowingly, \
+                         insecure = true"
+                            .into(),
+                    ),
+                    _ => Some("give only one of ca_file, fingerprint and insecure".into()),
+                }
+            }
+        }
+    }
 }
 
 /// Where a BMC password comes from. There is deliberately no variant for argv.
@@ -512,7 +598,10 @@ impl Config {
                     ));
                 }
             };
-            if peer.bmc.user.len() > 16 {
+            if let Some(m) = peer.bmc.misfit() {
+                return Err(invalid(start, format!("peers.{name}.bmc: {m}")));
+            }
+            if peer.bmc.protocol == BmcProtocol::Ipmi && peer.bmc.user.len() > 16 {
                 return Err(invalid(
                     start,
                     format!("peers.{name}.bmc.user is longer than IPMI's 16 bytes"),
@@ -736,7 +825,7 @@ cipher_suite = 17
     fn a_good_file_loads() {
         let c = Config::parse(Path::new("hamn.toml"), GOOD).expect("parses");
         let p = c.peer("mn1").expect("peer");
-        assert_eq!(p.bmc.port, 6230);
+        assert_eq!(p.bmc.port(), 6230);
         assert_eq!(p.bmc.cipher_suite, Some(SuiteSetting(CipherSuite::Suite17)));
         assert!(matches!(p.password, PasswordSource::File(_)));
     }

@@ -9,7 +9,7 @@ use tracing::{info, info_span, warn};
 use super::FenceError;
 use super::proof::{FenceMethod, Fenced};
 use crate::bmc::lanplus::Backoff;
-use crate::bmc::{ChassisAction, ChassisStatus, IpmiBmc, PowerControl, PowerState, RestorePolicy};
+use crate::bmc::{AnyBmc, ChassisAction, ChassisStatus, PowerControl, PowerState, RestorePolicy};
 use crate::config::Peer;
 use crate::profiles::{BmcProfile, ProfileError, Profiles};
 
@@ -328,7 +328,8 @@ pub struct PowerFenced {
     /// The peer's power restore policy before and after, or why it is not "always-off".
     pub restore_policy: RestorePolicyReport,
     pub profile: String,
-    pub cipher_suite: u8,
+    /// IPMI's cipher suite; none for Redfish.
+    pub cipher_suite: Option<u8>,
     pub elapsed_ms: u64,
 }
 
@@ -350,8 +351,8 @@ pub fn fence_peer(
         node: node.clone(),
         source,
     };
-    let mut bmc = IpmiBmc::connect(peer, profiles, connect_deadline, Backoff::default())
-        .map_err(fence_err)?;
+    let mut bmc =
+        AnyBmc::connect(peer, profiles, connect_deadline, Backoff::default()).map_err(fence_err)?;
     let profile = bmc.profile().clone();
     let policy = ConfirmPolicy {
         confirm_reads: profile.confirm_reads,
@@ -359,7 +360,7 @@ pub fn fence_peer(
         settle: profile.power_off_settle,
         deadline: started + timeout.unwrap_or(profile.timeout),
     };
-    let suite = bmc.suite().id();
+    let suite = bmc.suite();
     let result = fence(&peer.name, &mut bmc, policy);
     bmc.close();
     let done = result?;
@@ -396,8 +397,7 @@ pub fn read_chassis(peer: &Peer, profiles: &Profiles) -> Result<ChassisStatus, F
         node: node.clone(),
         source,
     };
-    let mut bmc =
-        IpmiBmc::connect(peer, profiles, deadline, Backoff::default()).map_err(bmc_err)?;
+    let mut bmc = AnyBmc::connect(peer, profiles, deadline, Backoff::default()).map_err(bmc_err)?;
     let st = bmc.chassis_status(deadline);
     bmc.close();
     st.map_err(bmc_err)

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod drbd;
 pub mod lab;
 pub mod peer;
+pub mod redfish;
 pub mod relay;
 pub mod sim;
 

@@ -1,0 +1,653 @@
+//! Power control through a Redfish service (DMTF DSP0266) over HTTPS: the same
+//! `PowerControl` seam as IPMI, so fencing keeps one set of semantics (off read back on
+//! consecutive reads, "already off" is success, an error answer leads to reading the
+//! power state before deciding).
+//!
+//! Safety rules of this adapter:
+//! - the certificate is verified before any request (against `ca_file`, or the pinned
+//!   `fingerprint`); not verifying is an explicit setting, logged at every connection;
+//! - a session (SessionService, X-Auth-Token) is used where the service offers one, and
+//!   deleted on every exit path (Drop); HTTP Basic only where it offers none;
+//! - the system is the one the configuration names (Id, UUID or serial number), or the
+//!   only member; several and none named is a refusal that lists them;
+//! - the reset type is ForceOff, from the system's allowable values when it lists them;
+//!   never a restart, never a graceful shutdown (a fence must not depend on the OS).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+use tracing::{debug, info, info_span, warn};
+
+use super::chassis::{ChassisAction, ChassisStatus, PolicySupport, PowerState, RestorePolicy};
+use super::{BmcError, PowerControl};
+use crate::config::Peer;
+use crate::profiles::BmcProfile;
+use crate::secret::Secret;
+
+mod tls;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RedfishError {
+    #[error(
+        "Redfish service {url}: {detail}; check that the BMC answers HTTPS on this \
+         address and port (peers.NODE.bmc.address, port)"
+    )]
+    Transport { url: String, detail: String },
+    #[error(
+        "Redfish service {url}: the certificate was refused ({detail}); nothing was sent. \
+         Check peers.NODE.bmc.ca_file or fingerprint against the BMC's certificate \
+         (openssl s_client -connect ADDRESS:PORT)"
+    )]
+    Certificate { url: String, detail: String },
+    #[error("Redfish service {url}: HTTP {status} to {what}{detail}")]
+    Status {
+        url: String,
+        status: u16,
+        what: String,
+        detail: String,
+    },
+    #[error(
+        "Redfish service {url}: the user name or password was refused (HTTP {status}); \
+         check peers.NODE.bmc.user and the password source"
+    )]
+    Auth { url: String, status: u16 },
+    #[error("Redfish service {url}: {what}: {detail}")]
+    Answer {
+        url: String,
+        what: String,
+        detail: String,
+    },
+    #[error(
+        "Redfish service {url} has {count} systems and hamn.toml names none: {list}. \
+         Set peers.NODE.bmc.system to the Id, UUID or serial number of the failed MN's \
+         system; hamn never guesses which machine to power off"
+    )]
+    WhichSystem {
+        url: String,
+        count: usize,
+        list: String,
+    },
+    #[error(
+        "Redfish service {url}: no system matches system = \"{wanted}\" (its systems: \
+         {list}); correct peers.NODE.bmc.system"
+    )]
+    NoSuchSystem {
+        url: String,
+        wanted: String,
+        list: String,
+    },
+    #[error(
+        "Redfish service {url}: the system {system} offers no ForceOff (its reset types: \
+         {offered}); hamn fences only by cutting the power, never by a graceful shutdown or \
+         a restart"
+    )]
+    NoForceOff {
+        url: String,
+        system: String,
+        offered: String,
+    },
+    #[error("Redfish service {url}: no answer before the deadline ({what})")]
+    Timeout { url: String, what: String },
+    #[error("Redfish: {0}")]
+    Tls(String),
+}
+
+/// How requests prove who we are.
+enum Auth {
+    Session { token: Secret, location: String },
+    Basic(Secret),
+}
+
+/// An open connection to a peer's Redfish service, bound to the one system that is the
+/// peer.
+pub struct RedfishBmc {
+    node: String,
+    base: String,
+    agent: ureq::Agent,
+    auth: Auth,
+    /// The system's resource path (/redfish/v1/Systems/1).
+    system: String,
+    /// Where ComputerSystem.Reset is posted.
+    reset_target: String,
+    vendor: String,
+    profile: BmcProfile,
+}
+
+/// One request's time: what is left of the deadline, at most 10 s (a frozen service must
+/// not use up a whole fencing deadline on one read when the loop could try again).
+fn per_request(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    (!left.is_zero()).then(|| left.min(Duration::from_secs(10)))
+}
+
+impl RedfishBmc {
+    pub fn connect(peer: &Peer, profile: BmcProfile, deadline: Instant) -> Result<Self, BmcError> {
+        let _span = info_span!("redfish-connect", node = %peer.name).entered();
+        let node = peer.name.clone();
+        let err = |source| BmcError::Redfish {
+            node: node.clone(),
+            source: Box::new(source),
+        };
+        let base = format!("https://{}", host_port(&peer.bmc.address, peer.bmc.port()));
+        let trust = tls::Trust::from_config(&peer.bmc).map_err(err)?;
+        if matches!(trust, tls::Trust::Insecure) {
+            warn!(node = %peer.name, url = %base,
+                "insecure = true: the BMC's certificate is NOT verified; anyone on the path \
+                 can read the BMC password");
+        }
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(Arc::new(tls::client_config(&trust).map_err(err)?))
+            .redirects(0)
+            .build();
+        let password = peer.password()?;
+        let mut bmc = RedfishBmc {
+            node: node.clone(),
+            base: base.clone(),
+            agent,
+            auth: Auth::Basic(Secret::new(Vec::new())),
+            system: String::new(),
+            reset_target: String::new(),
+            vendor: String::new(),
+            profile,
+        };
+        // The service root needs no credentials: certificate first, then the password.
+        let root = bmc.get_anon("/redfish/v1", deadline).map_err(err)?;
+        bmc.vendor = [root["Vendor"].as_str(), root["Product"].as_str()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let sessions = root["Links"]["Sessions"]["@odata.id"]
+            .as_str()
+            .map(str::to_string);
+        bmc.auth = match sessions {
+            Some(path) => bmc
+                .open_session(&path, &peer.bmc.user, &password, deadline)
+                .map_err(err)?,
+            None => {
+                debug!("the service offers no SessionService: HTTP Basic");
+                let mut raw = peer.bmc.user.as_bytes().to_vec();
+                raw.push(b':');
+                raw.extend_from_slice(password.expose());
+                let encoded = base64::engine::general_purpose::STANDARD.encode(&raw);
+                raw.iter_mut().for_each(|b| *b = 0);
+                Auth::Basic(Secret::new(format!("Basic {encoded}").into_bytes()))
+            }
+        };
+        let systems_path = root["Systems"]["@odata.id"]
+            .as_str()
+            .unwrap_or("/redfish/v1/Systems")
+            .to_string();
+        bmc.system = bmc
+            .choose_system(&systems_path, peer.bmc.system.as_deref(), deadline)
+            .map_err(err)?;
+        let sys = bmc.get(&bmc.system.clone(), deadline).map_err(err)?;
+        bmc.reset_target = reset_target(&sys, &bmc.system).map_err(|detail| {
+            err(RedfishError::Answer {
+                url: bmc.url(&bmc.system),
+                what: "the system's reset action".into(),
+                detail,
+            })
+        })?;
+        force_off_allowed(&sys).map_err(|offered| {
+            err(RedfishError::NoForceOff {
+                url: base.clone(),
+                system: bmc.system.clone(),
+                offered,
+            })
+        })?;
+        info!(system = %bmc.system, vendor = %bmc.vendor, "Redfish system chosen");
+        Ok(bmc)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn open_session(
+        &self,
+        path: &str,
+        user: &str,
+        password: &Secret,
+        deadline: Instant,
+    ) -> Result<Auth, RedfishError> {
+        let url = self.url(path);
+        let body = json!({
+            "UserName": user,
+            "Password": String::from_utf8_lossy(password.expose()),
+        });
+        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
+            url: url.clone(),
+            what: "creating a session".into(),
+        })?;
+        let resp = self
+            .agent
+            .post(&url)
+            .timeout(timeout)
+            .send_json(body)
+            .map_err(|e| self.error(e, &url, "create a session"))?;
+        let token = resp.header("X-Auth-Token").map(|t| t.as_bytes().to_vec());
+        let location = resp.header("Location").map(str::to_string);
+        match (token, location) {
+            (Some(token), Some(location)) => {
+                // Location may be absolute; DELETE needs the path on this service.
+                let location = location
+                    .strip_prefix(&self.base)
+                    .unwrap_or(&location)
+                    .to_string();
+                debug!(session = %location, "Redfish session opened");
+                Ok(Auth::Session {
+                    token: Secret::new(token),
+                    location,
+                })
+            }
+            _ => Err(RedfishError::Answer {
+                url,
+                what: "creating a session".into(),
+                detail: "no X-Auth-Token or Location in the answer".into(),
+            }),
+        }
+    }
+
+    fn choose_system(
+        &self,
+        collection: &str,
+        wanted: Option<&str>,
+        deadline: Instant,
+    ) -> Result<String, RedfishError> {
+        let list = self.get(collection, deadline)?;
+        let members: Vec<String> = list["Members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["@odata.id"].as_str().map(str::to_string))
+            .collect();
+        if members.is_empty() {
+            return Err(RedfishError::Answer {
+                url: self.url(collection),
+                what: "the Systems collection".into(),
+                detail: "no member".into(),
+            });
+        }
+        if wanted.is_none() && members.len() == 1 {
+            return Ok(members[0].clone());
+        }
+        let mut seen = Vec::new();
+        let mut matching = Vec::new();
+        for m in &members {
+            let sys = self.get(m, deadline)?;
+            let id = sys["Id"].as_str().unwrap_or("?").to_string();
+            let uuid = sys["UUID"].as_str().unwrap_or("").to_string();
+            let serial = sys["SerialNumber"].as_str().unwrap_or("").to_string();
+            if let Some(w) = wanted
+                && (w == id || w.eq_ignore_ascii_case(&uuid) || (!serial.is_empty() && w == serial))
+            {
+                matching.push(m.clone());
+            }
+            seen.push(format!(
+                "{m} (Id {id}{}{})",
+                if uuid.is_empty() {
+                    String::new()
+                } else {
+                    format!(", UUID {uuid}")
+                },
+                if serial.is_empty() {
+                    String::new()
+                } else {
+                    format!(", serial {serial}")
+                }
+            ));
+        }
+        let list = seen.join("; ");
+        match (wanted, matching.as_slice()) {
+            (Some(_), [one]) => Ok(one.clone()),
+            (Some(w), _) => Err(RedfishError::NoSuchSystem {
+                url: self.base.clone(),
+                wanted: w.to_string(),
+                list,
+            }),
+            (None, _) => Err(RedfishError::WhichSystem {
+                url: self.base.clone(),
+                count: members.len(),
+                list,
+            }),
+        }
+    }
+
+    fn authorized(&self, req: ureq::Request) -> ureq::Request {
+        match &self.auth {
+            Auth::Session { token, .. } => {
+                req.set("X-Auth-Token", &String::from_utf8_lossy(token.expose()))
+            }
+            Auth::Basic(h) if !h.is_empty() => {
+                req.set("Authorization", &String::from_utf8_lossy(h.expose()))
+            }
+            Auth::Basic(_) => req,
+        }
+    }
+
+    fn get_anon(&self, path: &str, deadline: Instant) -> Result<Value, RedfishError> {
+        let url = self.url(path);
+        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
+            url: url.clone(),
+            what: format!("GET {path}"),
+        })?;
+        let resp = self
+            .agent
+            .get(&url)
+            .timeout(timeout)
+            .call()
+            .map_err(|e| self.error(e, &url, &format!("GET {path}")))?;
+        resp.into_json().map_err(|e| RedfishError::Answer {
+            url,
+            what: format!("GET {path}"),
+            detail: format!("not JSON: {e}"),
+        })
+    }
+
+    fn get(&self, path: &str, deadline: Instant) -> Result<Value, RedfishError> {
+        let url = self.url(path);
+        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
+            url: url.clone(),
+            what: format!("GET {path}"),
+        })?;
+        let resp = self
+            .authorized(self.agent.get(&url))
+            .timeout(timeout)
+            .call()
+            .map_err(|e| self.error(e, &url, &format!("GET {path}")))?;
+        resp.into_json().map_err(|e| RedfishError::Answer {
+            url,
+            what: format!("GET {path}"),
+            detail: format!("not JSON: {e}"),
+        })
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Value,
+        deadline: Instant,
+    ) -> Result<u16, RedfishError> {
+        let url = self.url(path);
+        let what = format!("{method} {path}");
+        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
+            url: url.clone(),
+            what: what.clone(),
+        })?;
+        let resp = self
+            .authorized(self.agent.request(method, &url))
+            .timeout(timeout)
+            .send_json(body)
+            .map_err(|e| self.error(e, &url, &what))?;
+        Ok(resp.status())
+    }
+
+    fn error(&self, e: ureq::Error, url: &str, what: &str) -> RedfishError {
+        match e {
+            ureq::Error::Status(status @ (401 | 403), _) => RedfishError::Auth {
+                url: url.to_string(),
+                status,
+            },
+            ureq::Error::Status(status, resp) => {
+                // The service's own words, where it gives them (Redfish @Message.ExtendedInfo).
+                let detail = resp
+                    .into_json::<Value>()
+                    .ok()
+                    .and_then(|v| {
+                        v["error"]["@Message.ExtendedInfo"][0]["Message"]
+                            .as_str()
+                            .or_else(|| v["error"]["message"].as_str())
+                            .map(|m| format!(": {m}"))
+                    })
+                    .unwrap_or_default();
+                RedfishError::Status {
+                    url: url.to_string(),
+                    status,
+                    what: what.to_string(),
+                    detail,
+                }
+            }
+            ureq::Error::Transport(t) => {
+                let detail = t.to_string();
+                if tls::is_certificate_error(&t) {
+                    RedfishError::Certificate {
+                        url: url.to_string(),
+                        detail,
+                    }
+                } else if detail.contains("timed out") || detail.contains("Timeout") {
+                    RedfishError::Timeout {
+                        url: url.to_string(),
+                        what: what.to_string(),
+                    }
+                } else {
+                    RedfishError::Transport {
+                        url: url.to_string(),
+                        detail,
+                    }
+                }
+            }
+        }
+    }
+
+    fn lift(&self, source: RedfishError) -> BmcError {
+        BmcError::Redfish {
+            node: self.node.clone(),
+            source: Box::new(source),
+        }
+    }
+
+    pub fn profile(&self) -> &BmcProfile {
+        &self.profile
+    }
+}
+
+impl Drop for RedfishBmc {
+    /// The session is deleted on every exit path: BMCs allow only a few sessions, and a
+    /// fence that leaked them would lock the next one out.
+    fn drop(&mut self) {
+        if let Auth::Session { location, .. } = &self.auth {
+            let url = self.url(location);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let result = per_request(deadline)
+                .map(|t| self.authorized(self.agent.delete(&url)).timeout(t).call());
+            match result {
+                Some(Ok(_)) => debug!(session = %location, "Redfish session deleted"),
+                Some(Err(e)) => {
+                    warn!(session = %location, error = %e, "the Redfish session could not be deleted; it expires on the BMC")
+                }
+                None => {}
+            }
+        }
+    }
+}
+
+/// "10.0.0.1:443", with brackets for an IPv6 address.
+fn host_port(address: &str, port: u16) -> String {
+    if address.contains(':') && !address.starts_with('[') {
+        format!("[{address}]:{port}")
+    } else {
+        format!("{address}:{port}")
+    }
+}
+
+/// Where the system's ComputerSystem.Reset action is posted.
+fn reset_target(sys: &Value, system: &str) -> Result<String, String> {
+    match sys["Actions"]["#ComputerSystem.Reset"]["target"].as_str() {
+        Some(t) => Ok(t.to_string()),
+        None if sys["Actions"].is_object() => {
+            Err("the system lists no #ComputerSystem.Reset action".into())
+        }
+        None => Ok(format!("{system}/Actions/ComputerSystem.Reset")),
+    }
+}
+
+/// Ok when ForceOff may be asked for: listed in ResetType@Redfish.AllowableValues, or
+/// no list given (then the service's answer to the reset decides). Err: what it offers.
+fn force_off_allowed(sys: &Value) -> Result<(), String> {
+    let action = &sys["Actions"]["#ComputerSystem.Reset"];
+    match action["ResetType@Redfish.AllowableValues"].as_array() {
+        None => Ok(()),
+        Some(values) => {
+            let offered: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
+            if offered.contains(&"ForceOff") {
+                Ok(())
+            } else {
+                Err(offered.join(", "))
+            }
+        }
+    }
+}
+
+/// Redfish PowerState: only "Off" is off. On, PoweringOn, PoweringOff and Paused all
+/// mean the machine may still run; anything else is not an answer.
+fn power_state(sys: &Value) -> Result<PowerState, String> {
+    match sys["PowerState"].as_str() {
+        Some("Off") => Ok(PowerState::Off),
+        Some("On" | "PoweringOn" | "PoweringOff" | "Paused") => Ok(PowerState::On),
+        Some(other) => Err(format!(
+            "PowerState '{other}' is not a power state hamn knows"
+        )),
+        None => Err("the system reports no PowerState".into()),
+    }
+}
+
+fn restore_policy(sys: &Value) -> RestorePolicy {
+    match sys["PowerRestorePolicy"].as_str() {
+        Some("AlwaysOff") => RestorePolicy::AlwaysOff,
+        Some("AlwaysOn") => RestorePolicy::AlwaysOn,
+        Some("LastState") => RestorePolicy::Previous,
+        _ => RestorePolicy::Unknown,
+    }
+}
+
+impl PowerControl for RedfishBmc {
+    fn chassis_status(&mut self, deadline: Instant) -> Result<ChassisStatus, BmcError> {
+        let path = self.system.clone();
+        let sys = self.get(&path, deadline).map_err(|e| self.lift(e))?;
+        let power = power_state(&sys).map_err(|detail| {
+            self.lift(RedfishError::Answer {
+                url: self.url(&path),
+                what: "reading the power state".into(),
+                detail,
+            })
+        })?;
+        Ok(ChassisStatus {
+            power,
+            restore_policy: restore_policy(&sys),
+        })
+    }
+
+    fn chassis(&mut self, action: ChassisAction, deadline: Instant) -> Result<(), BmcError> {
+        let reset_type = match action {
+            ChassisAction::PowerDown => "ForceOff",
+            ChassisAction::PowerUp => "On",
+        };
+        let target = self.reset_target.clone();
+        let status = self
+            .send(
+                "POST",
+                &target,
+                json!({ "ResetType": reset_type }),
+                deadline,
+            )
+            .map_err(|e| self.lift(e))?;
+        debug!(status, reset_type, "ComputerSystem.Reset accepted");
+        Ok(())
+    }
+
+    fn set_restore_policy(
+        &mut self,
+        policy: RestorePolicy,
+        deadline: Instant,
+    ) -> Result<PolicySupport, BmcError> {
+        let value = match policy {
+            RestorePolicy::AlwaysOff => "AlwaysOff",
+            RestorePolicy::AlwaysOn => "AlwaysOn",
+            RestorePolicy::Previous | RestorePolicy::Unknown => "LastState",
+        };
+        let path = self.system.clone();
+        self.send(
+            "PATCH",
+            &path,
+            json!({ "PowerRestorePolicy": value }),
+            deadline,
+        )
+        .map_err(|e| self.lift(e))?;
+        Ok(PolicySupport {
+            always_off: policy == RestorePolicy::AlwaysOff,
+            previous: policy == RestorePolicy::Previous,
+            always_on: policy == RestorePolicy::AlwaysOn,
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Redfish {}{} ({}{} profile)",
+            self.base,
+            self.system,
+            if self.vendor.is_empty() {
+                String::new()
+            } else {
+                format!("{}, ", self.vendor)
+            },
+            self.profile.name
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_off_is_off_and_an_unknown_state_is_no_answer() {
+        assert_eq!(
+            power_state(&json!({"PowerState": "Off"})),
+            Ok(PowerState::Off)
+        );
+        for s in ["On", "PoweringOn", "PoweringOff", "Paused"] {
+            assert_eq!(
+                power_state(&json!({"PowerState": s})),
+                Ok(PowerState::On),
+                "{s}"
+            );
+        }
+        assert!(power_state(&json!({"PowerState": "Unknown"})).is_err());
+        assert!(power_state(&json!({})).is_err());
+    }
+
+    #[test]
+    fn force_off_must_be_among_the_allowable_reset_types_when_they_are_listed() {
+        let listed = |v: Value| {
+            json!({"Actions": {"#ComputerSystem.Reset": {
+                "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
+                "ResetType@Redfish.AllowableValues": v}}})
+        };
+        assert!(force_off_allowed(&listed(json!(["On", "ForceOff", "GracefulShutdown"]))).is_ok());
+        assert_eq!(
+            force_off_allowed(&listed(json!(["On", "GracefulShutdown", "ForceRestart"]))),
+            Err("On, GracefulShutdown, ForceRestart".into())
+        );
+        assert!(force_off_allowed(&json!({"Actions": {"#ComputerSystem.Reset": {}}})).is_ok());
+    }
+
+    #[test]
+    fn the_reset_target_is_the_one_the_system_names() {
+        let sys = json!({"Actions": {"#ComputerSystem.Reset": {"target": "/x/Reset"}}});
+        assert_eq!(
+            reset_target(&sys, "/redfish/v1/Systems/1"),
+            Ok("/x/Reset".into())
+        );
+        assert!(reset_target(&json!({"Actions": {}}), "/s").is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_are_bracketed() {
+        assert_eq!(host_port("::1", 443), "[::1]:443");
+        assert_eq!(host_port("10.0.0.1", 8443), "10.0.0.1:8443");
+    }
+}

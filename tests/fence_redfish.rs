@@ -1,0 +1,208 @@
+//! Fencing through a Redfish BMC, against sushy-tools' emulator on 127.0.0.1 over HTTPS
+//! (tests/support/redfish.rs): the certificate checked against the site's CA or a
+//! pinned fingerprint before anything is sent, the one system the configuration names,
+//! ForceOff, and "Off" read back on consecutive reads while the emulator's fake driver
+//! takes 1-11 s to apply it; the emulator's state drives a real process, which must be
+//! gone when hamn says fenced.
+
+mod support;
+
+use std::time::Instant;
+
+use support::redfish::{Options, PASSWORD, Sushy, UUID_1, UUID_2, available};
+
+fn output(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn the_admin_fences_a_running_node_through_redfish_and_its_server_is_off() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let out = mn1
+        .hamn(&["power", "status", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("on"),
+        "{}",
+        output(&out)
+    );
+
+    let started = Instant::now();
+    let out = mn1
+        .hamn(&["--json", "fence", "mn1"])
+        .output()
+        .expect("runs");
+    println!(
+        "fence through Redfish: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(out.status.success(), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["fenced"], true, "{v}");
+    assert_eq!(v["profile"], "sushy-emulator");
+    assert!(v["cipher_suite"].is_null(), "{v}");
+    assert!(
+        !mn1.server_alive("mn1"),
+        "hamn said fenced while the server still runs:\n{}",
+        mn1.log()
+    );
+    // Off already: confirmed, not asked again.
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let resets = mn1.log().matches("ComputerSystem.Reset").count();
+    assert_eq!(resets, 1, "one reset in all:\n{}", mn1.log());
+}
+
+#[test]
+fn a_pinned_certificate_fingerprint_is_accepted_and_a_wrong_one_refused() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    mn1.write_config(&format!("fingerprint = \"{}\"", mn1.fingerprint));
+    let out = mn1
+        .hamn(&["power", "status", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+
+    let wrong = mn1
+        .fingerprint
+        .replace(|c: char| c.is_ascii_hexdigit(), "0");
+    mn1.write_config(&format!("fingerprint = \"{wrong}\""));
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("certificate"), "{}", output(&out));
+    assert!(mn1.server_alive("mn1"));
+}
+
+#[test]
+fn a_certificate_from_another_ca_is_refused_before_any_request() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    mn1.write_config(&format!("ca_file = \"{}\"", mn1.other_ca.display()));
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("certificate") && stderr.contains("nothing was sent"),
+        "{}",
+        output(&out)
+    );
+    assert!(
+        !mn1.log().contains("GET /redfish"),
+        "a request reached the emulator:\n{}",
+        mn1.log()
+    );
+    assert!(mn1.server_alive("mn1"), "nothing was fenced");
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_nothing_is_fenced() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    mn1.write_password("not-the-password");
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("password was refused") && stderr.contains("node 'mn1'"),
+        "{}",
+        output(&out)
+    );
+    assert!(!stderr.contains(PASSWORD) && !stderr.contains("not-the-password"));
+    assert!(mn1.server_alive("mn1"));
+}
+
+#[test]
+fn several_systems_and_none_named_is_a_refusal_that_lists_them() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options {
+        systems: vec![
+            ("mn1", UUID_1, "SN-MN1", true),
+            ("other", UUID_2, "SN-OTHER", true),
+        ],
+    });
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("2 systems") && stderr.contains(UUID_1) && stderr.contains(UUID_2),
+        "{}",
+        output(&out)
+    );
+    assert!(mn1.server_alive("mn1") && mn1.server_alive("other"));
+
+    // Named by UUID: that one, and only that one, is powered off.
+    mn1.write_config(&format!(
+        "ca_file = \"{}\"\nsystem = \"{UUID_1}\"",
+        mn1.ca.display()
+    ));
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(!mn1.server_alive("mn1"), "{}", mn1.log());
+    assert!(
+        mn1.server_alive("other"),
+        "the other machine was powered off"
+    );
+}
+
+#[test]
+fn a_redfish_bmc_without_a_way_to_verify_its_certificate_is_a_configuration_error() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    mn1.write_config("");
+    let out = mn1
+        .hamn(&["power", "status", "mn1"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(3), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ca_file"),
+        "{}",
+        output(&out)
+    );
+    // insecure = true is allowed, and said.
+    mn1.write_config("insecure = true");
+    let out = mn1
+        .hamn(&["power", "status", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT verified"),
+        "{}",
+        output(&out)
+    );
+}

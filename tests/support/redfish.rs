@@ -1,0 +1,371 @@
+//! A failed MN whose BMC speaks Redfish: sushy-tools' `sushy-emulator` (PyPI, its fake
+//! driver) on 127.0.0.1 over HTTPS with a certificate from a test CA and HTTP Basic
+//! users, and the standby's hamn.toml naming it peer "mn1". The emulator's power state
+//! drives a real process (the "server", `sleep`): its external notifier reports each
+//! change to a listener here, which kills the server once the emulator reads "Off", as
+//! ipmi_sim's chassis control does for the IPMI tests. The fake driver applies a power
+//! change 1-11 s after it was asked for, which a confirmation must wait out.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD: &str = "hamn-redfish-pw-4Kc";
+pub const UUID_1: &str = "3c2b7a0e-1b8e-4c52-9d7e-5f1c9a0b2d11";
+pub const UUID_2: &str = "8e4f2d19-6a3b-4f0c-b7d2-1e9c5a7b3f22";
+
+/// Where CI installs sushy-tools (scripts/setup), else PATH.
+pub fn emulator() -> Option<PathBuf> {
+    let venv = PathBuf::from("/opt/hamn-sushy/bin/sushy-emulator");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    super::find_on_path("sushy-emulator")
+}
+
+/// True where sushy-emulator and openssl are there; otherwise SKIP (a failure in CI).
+pub fn available() -> bool {
+    if emulator().is_none() {
+        super::skip_or_panic(
+            "sushy-emulator not installed (scripts/setup installs it in /opt/hamn-sushy)",
+        );
+        return false;
+    }
+    super::require_tool("openssl")
+}
+
+pub struct Options {
+    /// The fake systems: (name, UUID, serial number, initially on).
+    pub systems: Vec<(&'static str, &'static str, &'static str, bool)>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            systems: vec![("mn1", UUID_1, "SN-MN1", true)],
+        }
+    }
+}
+
+pub struct Sushy {
+    child: Child,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    /// The CA that signed the emulator's certificate, and one that did not.
+    pub ca: PathBuf,
+    pub other_ca: PathBuf,
+    /// SHA-256 of the emulator's certificate, "AB:CD:...".
+    pub fingerprint: String,
+    /// The servers, by system name: alive while the emulator's system is not "Off".
+    servers: Arc<Mutex<Vec<(String, Child)>>>,
+    pub config: PathBuf,
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a certificate for 127.0.0.1 signed by it.
+fn certificates(dir: &Path) {
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN=hamn test {ca}"),
+                "-keyout",
+                &format!("{ca}.key"),
+                "-out",
+                &format!("{ca}.pem"),
+            ],
+        );
+    }
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "bmc.key",
+            "-out",
+            "bmc.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+         keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "bmc.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "bmc.pem",
+        ],
+    );
+}
+
+fn fingerprint(cert: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.trim()
+        .rsplit('=')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Kills the server of a system once the emulator reports it "Off" (and no change
+/// pending); the emulator PUTs the whole system record on every change.
+fn listen(listener: TcpListener, servers: Arc<Mutex<Vec<(String, Child)>>>) {
+    for stream in listener.incoming().flatten() {
+        let mut reader = BufReader::new(stream);
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body);
+        let mut stream = reader.into_inner();
+        let _ =
+            stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) else {
+            continue;
+        };
+        let off = v["power_state"] == "Off" && v["pending_power"].is_null();
+        if let (true, Some(name)) = (off, v["name"].as_str()) {
+            let mut list = servers.lock().expect("servers");
+            for (n, child) in list.iter_mut() {
+                if n == name {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+        }
+    }
+}
+
+impl Sushy {
+    pub fn start(opts: Options) -> Sushy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        certificates(dir.path());
+        let emulator = emulator().expect("sushy-emulator");
+        let python = emulator.with_file_name("python3");
+        let python = if python.is_file() {
+            python
+        } else {
+            PathBuf::from("python3")
+        };
+        // bcrypt, the only digest sushy's Basic auth file accepts.
+        let hash = Command::new(&python)
+            .args([
+                "-c",
+                &format!(
+                    "import bcrypt; print(bcrypt.hashpw(b'{PASSWORD}', bcrypt.gensalt(4)).decode())"
+                ),
+            ])
+            .output()
+            .expect("python3 with bcrypt");
+        assert!(
+            hash.status.success(),
+            "bcrypt: {}",
+            String::from_utf8_lossy(&hash.stderr)
+        );
+        let users = dir.path().join("users");
+        std::fs::write(
+            &users,
+            format!("admin:{}\n", String::from_utf8_lossy(&hash.stdout).trim()),
+        )
+        .expect("users");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("notifier");
+        let notify_port = listener.local_addr().expect("addr").port();
+        let servers: Arc<Mutex<Vec<(String, Child)>>> = Arc::new(Mutex::new(Vec::new()));
+        let systems: Vec<String> = opts
+            .systems
+            .iter()
+            .map(|(name, uuid, serial, on)| {
+                if *on {
+                    let child = Command::new("sleep")
+                        .arg("3600")
+                        .spawn()
+                        .expect("server process");
+                    servers
+                        .lock()
+                        .expect("servers")
+                        .push((name.to_string(), child));
+                }
+                format!(
+                    "{{'uuid': '{uuid}', 'name': '{name}', 'power_state': '{}', \
+                     'external_notifier': True, 'serial_number': '{serial}', \
+                     'nics': []}}",
+                    if *on { "On" } else { "Off" }
+                )
+            })
+            .collect();
+        let config = dir.path().join("sushy.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "SUSHY_EMULATOR_FAKE_SYSTEMS = [{}]\n\
+                 SUSHY_EMULATOR_AUTH_FILE = '{}'\n\
+                 EXTERNAL_NOTIFICATION_URL = 'http://127.0.0.1:{notify_port}/'\n\
+                 SUSHY_EMULATOR_STATE_DIR = '{}'\n",
+                systems.join(", "),
+                users.display(),
+                dir.path().display()
+            ),
+        )
+        .expect("sushy.conf");
+        {
+            let servers = servers.clone();
+            std::thread::spawn(move || listen(listener, servers));
+        }
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("sushy.log")).expect("log");
+        let child = Command::new(&emulator)
+            .arg("--config")
+            .arg(&config)
+            .args(["--fake", "-i", "127.0.0.1", "-p", &port.to_string()])
+            .arg("--ssl-certificate")
+            .arg(dir.path().join("bmc.pem"))
+            .arg("--ssl-key")
+            .arg(dir.path().join("bmc.key"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("sushy-emulator");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sushy-emulator did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let hamn_config = dir.path().join("hamn.toml");
+        let s = Sushy {
+            child,
+            port,
+            ca: dir.path().join("ca.pem"),
+            other_ca: dir.path().join("other-ca.pem"),
+            fingerprint: fingerprint(&dir.path().join("bmc.pem")),
+            dir,
+            servers,
+            config: hamn_config,
+        };
+        s.write_password(PASSWORD);
+        s.write_config(&format!("ca_file = \"{}\"", s.ca.display()));
+        s
+    }
+
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.path().join("mn1.password")
+    }
+
+    pub fn write_password(&self, pw: &str) {
+        let f = self.password_file();
+        std::fs::write(&f, format!("{pw}\n")).expect("write password");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+
+    /// (Re)write hamn.toml: peer mn1's Redfish BMC; `extra` lines go into its bmc table.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            "node = \"mn2\"\n\n[peers.mn1.bmc]\nprotocol = \"redfish\"\naddress = \"127.0.0.1\"\n\
+             port = {}\nuser = \"admin\"\npassword_file = \"{}\"\nprofile = \"sushy-emulator\"\n{extra}\n",
+            self.port,
+            self.password_file().display()
+        );
+        std::fs::write(&self.config, text).expect("write hamn.toml");
+    }
+
+    /// `hamn --config <this hamn.toml> ARGS`
+    pub fn hamn(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = assert_cmd::Command::cargo_bin("hamn").expect("hamn binary");
+        c.arg("--config").arg(&self.config).args(args);
+        c.env_remove("HAMN_CONFIG").env_remove("HAMN_LOG");
+        c
+    }
+
+    /// The server of system `name` still runs.
+    pub fn server_alive(&self, name: &str) -> bool {
+        let mut list = self.servers.lock().expect("servers");
+        list.iter_mut()
+            .filter(|(n, _)| n == name)
+            .any(|(_, c)| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// What the emulator logged (its requests, one line each).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sushy.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Ok(mut list) = self.servers.lock() {
+            for (_, c) in list.iter_mut() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
