@@ -18,9 +18,7 @@ use super::{CommandError, EXIT_FAILED, EXIT_OK, Report};
 use crate::bmc::lanplus::Backoff;
 use crate::bmc::{AnyBmc, ChassisAction, PowerControl, PowerState};
 use crate::cli::{AgentArgs, Cli};
-use crate::config::{
-    BmcConfig, Config, ConfigError, PasswordSource, Peer, SuiteSetting,
-};
+use crate::config::{BmcConfig, Config, ConfigError, PasswordSource, Peer, SuiteSetting};
 use crate::fence::{fence_peer, profile_before_contact};
 use crate::profiles::Profiles;
 use crate::secret::Secret;

@@ -290,8 +290,7 @@ impl AnyBmc {
                         source,
                     })?
                     .clone();
-                redfish::RedfishBmc::connect(peer, profile, deadline)
-                    .map(AnyBmc::Redfish)
+                redfish::RedfishBmc::connect(peer, profile, deadline).map(AnyBmc::Redfish)
             }
         }
     }
