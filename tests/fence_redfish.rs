@@ -206,3 +206,116 @@ fn a_redfish_bmc_without_a_way_to_verify_its_certificate_is_a_configuration_erro
         output(&out)
     );
 }
+
+#[test]
+fn a_service_with_sessions_gets_one_and_it_is_deleted_afterwards_even_when_refused() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let proxy = mn1.proxy("sessions");
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(!mn1.server_alive("mn1"));
+    let st = proxy.state();
+    assert_eq!(st["created"], 1, "{st}");
+    assert_eq!(st["deleted"], 1, "the session was deleted: {st}");
+    assert_eq!(st["active"], 0, "{st}");
+
+    // A wrong password creates no session; nothing is left behind either.
+    mn1.write_password("not-the-password");
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "5"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    assert_eq!(proxy.state()["active"], 0);
+}
+
+#[test]
+fn a_service_that_accepts_force_off_while_the_node_runs_on_is_not_fenced() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let proxy = mn1.proxy("noop-forceoff");
+    let started = Instant::now();
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "4"])
+        .output()
+        .expect("runs");
+    let took = started.elapsed().as_secs_f64();
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NOT fenced"), "{}", output(&out));
+    assert!(mn1.server_alive("mn1"), "the node still runs");
+    assert!(
+        took < 8.0,
+        "refused after the deadline, not long after: {took:.1} s"
+    );
+    let st = proxy.state();
+    assert_eq!(st["resets"], 1, "{st}");
+    assert_eq!(
+        st["active"], 0,
+        "the session was deleted on the refusal too: {st}"
+    );
+}
+
+#[test]
+fn a_conflict_for_a_node_that_was_already_off_is_success_after_reading_off() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options {
+        systems: vec![("mn1", UUID_1, "SN-MN1", false)],
+    });
+    let proxy = mn1.proxy("stale-on-409");
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("409"),
+        "the conflict is reported: {}",
+        output(&out)
+    );
+    let st = proxy.state();
+    assert_eq!(st["resets"], 1, "{st}");
+}
+
+#[test]
+fn a_frozen_service_is_not_fenced_and_one_that_resumes_within_the_deadline_is() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    mn1.freeze(true);
+    let started = Instant::now();
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "4"])
+        .output()
+        .expect("runs");
+    let took = started.elapsed().as_secs_f64();
+    mn1.freeze(false);
+    assert!(!out.status.success(), "{}", output(&out));
+    assert!(took < 8.0, "gave up at the deadline: {took:.1} s");
+    assert!(mn1.server_alive("mn1"));
+
+    // Frozen for 3 s while the fence runs, then resumed: fenced within the deadline.
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("hamn"))
+        .arg("--config")
+        .arg(&mn1.config)
+        .args(["fence", "mn1", "--timeout", "20"])
+        .env_remove("HAMN_CONFIG")
+        .env_remove("HAMN_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hamn");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    mn1.freeze(true);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    mn1.freeze(false);
+    let out = child.wait_with_output().expect("hamn");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(!mn1.server_alive("mn1"));
+}

@@ -357,8 +357,89 @@ impl Sushy {
     }
 }
 
+/// The thin proxy of tests/support/redfish_proxy.py in front of the emulator: a
+/// SessionService, and a fault mode ("sessions" for none, "noop-forceoff",
+/// "stale-on-409").
+pub struct Proxy {
+    child: Child,
+    pub port: u16,
+    state: PathBuf,
+}
+
+impl Proxy {
+    /// What the proxy saw: sessions created, deleted, still active; resets posted.
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(&self.state).unwrap_or_default();
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sushy {
+    /// Starts the proxy and points hamn.toml at it (certificate from the same CA).
+    pub fn proxy(&self, mode: &str) -> Proxy {
+        let emulator = emulator().expect("sushy-emulator");
+        let python = emulator.with_file_name("python3");
+        let python = if python.is_file() {
+            python
+        } else {
+            PathBuf::from("python3")
+        };
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/redfish_proxy.py");
+        let port = free_port();
+        let state = self.dir.path().join(format!("proxy-{port}.json"));
+        let log = std::fs::File::create(self.dir.path().join(format!("proxy-{port}.log")))
+            .expect("proxy log");
+        let child = Command::new(python)
+            .arg(script)
+            .arg(port.to_string())
+            .arg(format!("https://127.0.0.1:{}", self.port))
+            .arg(self.dir.path().join("bmc.pem"))
+            .arg(self.dir.path().join("bmc.key"))
+            .arg(&self.ca)
+            .arg(&state)
+            .arg(mode)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("redfish_proxy.py");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !state.is_file() {
+            assert!(Instant::now() < deadline, "the proxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let text = format!(
+            "node = \"mn2\"\n\n[peers.mn1.bmc]\nprotocol = \"redfish\"\naddress = \"127.0.0.1\"\n\
+             port = {port}\nuser = \"admin\"\npassword_file = \"{}\"\nprofile = \"sushy-emulator\"\n\
+             ca_file = \"{}\"\n",
+            self.password_file().display(),
+            self.ca.display()
+        );
+        std::fs::write(&self.config, text).expect("write hamn.toml");
+        Proxy { child, port, state }
+    }
+
+    /// Stops (SIGSTOP) or resumes (SIGCONT) the emulator: a frozen BMC.
+    pub fn freeze(&self, frozen: bool) {
+        let sig = if frozen {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), sig)
+            .expect("signal sushy-emulator");
+    }
+}
+
 impl Drop for Sushy {
     fn drop(&mut self) {
+        self.freeze(false);
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Ok(mut list) = self.servers.lock() {
