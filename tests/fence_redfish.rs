@@ -319,3 +319,113 @@ fn a_frozen_service_is_not_fenced_and_one_that_resumes_within_the_deadline_is() 
     assert!(out.status.success(), "{}", output(&out));
     assert!(!mn1.server_alive("mn1"));
 }
+
+/// fencing/fence_hamn as the cluster runs it, the hamn under test first on PATH.
+fn fence_hamn(stdin: &str) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("hamn");
+    let dir = bin.parent().expect("bin dir").to_path_buf();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut paths = vec![dir];
+    paths.extend(std::env::split_paths(&path));
+    let mut c = std::process::Command::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
+    );
+    c.env("PATH", std::env::join_paths(paths).expect("PATH"))
+        .env_remove("HAMN_CONFIG");
+    assert_cmd::Command::from_std(c)
+        .write_stdin(stdin.to_string())
+        .output()
+        .expect("fence_hamn runs")
+}
+
+/// fence_redfish's parameters on standard input, no hamn.toml: what an admin moving from
+/// fence_redfish writes into the CIB (with the certificate's CA instead of
+/// ssl_insecure).
+#[test]
+fn fence_hamn_takes_fence_redfish_parameters_on_standard_input() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options {
+        systems: vec![
+            ("mn1", UUID_1, "SN-MN1", true),
+            ("other", UUID_2, "SN-OTHER", true),
+        ],
+    });
+    let base = |extra: &str| {
+        format!(
+            "action=off\nprotocol=redfish\nip=127.0.0.1\nipport={}\nusername=admin\n\
+             password={PASSWORD}\nconfig=/nonexistent/hamn.toml\n{extra}",
+            mn1.port
+        )
+    };
+    // No way to trust the certificate: refused before anything is sent.
+    let out = fence_hamn(&base(""));
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ssl_insecure"),
+        "{}",
+        output(&out)
+    );
+    // Several systems, none named: refused, both listed, both still running.
+    let out = fence_hamn(&base(&format!("ca_file={}\n", mn1.ca.display())));
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(UUID_2),
+        "{}",
+        output(&out)
+    );
+    assert!(mn1.server_alive("mn1") && mn1.server_alive("other"));
+    // A wrong password: refused.
+    let wrong = base(&format!(
+        "ca_file={}\nsystems_uri=/redfish/v1/Systems/{UUID_1}\n",
+        mn1.ca.display()
+    ))
+    .replace(PASSWORD, "not-the-password");
+    let out = fence_hamn(&wrong);
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    assert!(mn1.server_alive("mn1"));
+    // systems_uri as fence_redfish takes it, the service root named: mn1, only mn1, off.
+    let out = fence_hamn(&base(&format!(
+        "ca_file={}\nsystems_uri=/redfish/v1/Systems/{UUID_1}\nredfish_uri=/redfish/v1\n",
+        mn1.ca.display()
+    )));
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert!(!mn1.server_alive("mn1"), "{}", mn1.log());
+    assert!(
+        mn1.server_alive("other"),
+        "the other machine was powered off"
+    );
+    // status through ssl_insecure: off (2), and the warning says it was not verified.
+    let out = fence_hamn(
+        &base(&format!("ssl_insecure=1\nsystems_uri={UUID_1}\n"))
+            .replace("action=off", "action=status"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOT verified"),
+        "{}",
+        output(&out)
+    );
+    // Another service root: refused.
+    let out = fence_hamn(&base("ssl_insecure=1\nredfish_uri=/redfish/v2\n"));
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+}
+
+/// A peer of hamn.toml with a Redfish BMC, as Pacemaker calls the agent: monitor without
+/// a target checks the BMC, then off.
+#[test]
+fn fence_hamn_fences_a_redfish_peer_of_hamn_toml_as_pacemaker_calls_it() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let cfg = mn1.config.display().to_string();
+    let out = fence_hamn(&format!("action=monitor\nconfig={cfg}\n"));
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    let out = fence_hamn(&format!(
+        "action=off\nport=mn1\nnodename=mn1\nconfig={cfg}\n"
+    ));
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(!mn1.server_alive("mn1"));
+}

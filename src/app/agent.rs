@@ -150,7 +150,7 @@ pub const PARAMS: &[Param] = &[
         Some('u'),
         Kind::Integer,
         Some("623"),
-        "BMC UDP port",
+        "BMC port: UDP 623 for IPMI; for Redfish (protocol=redfish) TCP, default 443",
     ),
     p(
         "username",
@@ -250,6 +250,63 @@ pub const PARAMS: &[Param] = &[
         Kind::String,
         Some("/etc/hamn/hamn.toml"),
         "hamn configuration file",
+    ),
+    p(
+        "protocol",
+        &[],
+        None,
+        None,
+        Kind::Select(&["ipmi", "redfish"]),
+        Some("ipmi"),
+        "How to talk to the BMC given by ip=: IPMI v2.0 RMCP+ or Redfish over HTTPS \
+         (for a peer of hamn.toml, its bmc.protocol)",
+    ),
+    p(
+        "ca_file",
+        &[],
+        None,
+        None,
+        Kind::String,
+        None,
+        "Redfish: PEM file of the CA that signed the BMC's certificate",
+    ),
+    p(
+        "fingerprint",
+        &[],
+        None,
+        None,
+        Kind::String,
+        None,
+        "Redfish: SHA-256 fingerprint of the BMC's own certificate",
+    ),
+    p(
+        "ssl_insecure",
+        &[],
+        None,
+        None,
+        Kind::Boolean,
+        None,
+        "Redfish: do not verify the BMC's certificate (logged; as fence_redfish's \
+         ssl_insecure)",
+    ),
+    p(
+        "systems_uri",
+        &[],
+        None,
+        None,
+        Kind::String,
+        None,
+        "Redfish: the system to power off, as its path (/redfish/v1/Systems/1), Id, UUID \
+         or serial number; needed when the service has several",
+    ),
+    p(
+        "redfish_uri",
+        &[],
+        None,
+        None,
+        Kind::String,
+        Some("/redfish/v1"),
+        "Redfish: the service root (only /redfish/v1, the one DSP0266 defines)",
     ),
     p(
         "fencing",
@@ -495,6 +552,7 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
     if let Some(ip) = inputs.get("ip") {
         peer.bmc.address = ip.to_string();
     }
+    redfish_inputs(inputs, &mut peer)?;
     if let Some(port) = inputs.get("ipport") {
         peer.bmc.port = Some(
             port.parse()
@@ -527,6 +585,62 @@ fn target(inputs: &Inputs) -> Result<(Peer, Option<Config>), AgentError> {
         )));
     }
     Ok((peer, config))
+}
+
+/// fence_redfish's parameters (and hamn's own for the certificate), over what hamn.toml
+/// says. A Redfish BMC still needs exactly one way to trust its certificate.
+fn redfish_inputs(inputs: &Inputs, peer: &mut Peer) -> Result<(), AgentError> {
+    use crate::config::BmcProtocol;
+    match inputs
+        .get("protocol")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("redfish") => peer.bmc.protocol = BmcProtocol::Redfish,
+        Some("ipmi") => peer.bmc.protocol = BmcProtocol::Ipmi,
+        Some(other) => {
+            return Err(AgentError::Usage(format!(
+                "protocol={other}: hamn speaks ipmi or redfish"
+            )));
+        }
+        None => {}
+    }
+    if let Some(root) = inputs.get("redfish_uri")
+        && root.trim_end_matches('/') != "/redfish/v1"
+    {
+        return Err(AgentError::Usage(format!(
+            "redfish_uri={root}: hamn uses the service root /redfish/v1, the one Redfish \
+             (DSP0266) defines"
+        )));
+    }
+    let trust_given = ["ca_file", "fingerprint", "ssl_insecure"]
+        .iter()
+        .any(|k| inputs.get(k).is_some());
+    if trust_given {
+        peer.bmc.ca_file = inputs.get("ca_file").map(PathBuf::from);
+        peer.bmc.fingerprint = inputs.get("fingerprint").map(str::to_string);
+        peer.bmc.insecure = inputs.get("ssl_insecure").is_some_and(|v| {
+            matches!(v.to_ascii_lowercase().as_str(), "1" | "yes" | "on" | "true")
+        });
+    }
+    if let Some(sys) = inputs.get("systems_uri") {
+        peer.bmc.system = Some(sys.to_string());
+    }
+    if peer.bmc.protocol == BmcProtocol::Redfish {
+        let ways = [
+            peer.bmc.ca_file.is_some(),
+            peer.bmc.fingerprint.is_some(),
+            peer.bmc.insecure,
+        ];
+        if ways.iter().filter(|w| **w).count() != 1 {
+            return Err(AgentError::Usage(format!(
+                "node '{}': a Redfish BMC needs exactly one of ca_file=, fingerprint= or \
+                 ssl_insecure=1 (or the same in hamn.toml)",
+                peer.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 #[cold]

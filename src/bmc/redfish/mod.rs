@@ -258,12 +258,7 @@ impl RedfishBmc {
         deadline: Instant,
     ) -> Result<String, RedfishError> {
         let list = self.get(collection, deadline)?;
-        let members: Vec<String> = list["Members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|m| m["@odata.id"].as_str().map(str::to_string))
-            .collect();
+        let members = members(&list);
         if members.is_empty() {
             return Err(RedfishError::Answer {
                 url: self.url(collection),
@@ -278,11 +273,12 @@ impl RedfishBmc {
         let mut matching = Vec::new();
         for m in &members {
             let sys = self.get(m, deadline)?;
-            let id = sys["Id"].as_str().unwrap_or("?").to_string();
-            let uuid = sys["UUID"].as_str().unwrap_or("").to_string();
-            let serial = sys["SerialNumber"].as_str().unwrap_or("").to_string();
+            let (id, uuid, serial) = identity(&sys);
             if let Some(w) = wanted
-                && (w == id || w.eq_ignore_ascii_case(&uuid) || (!serial.is_empty() && w == serial))
+                && (w.trim_end_matches('/') == m.trim_end_matches('/')
+                    || w == id
+                    || w.eq_ignore_ascii_case(&uuid)
+                    || (!serial.is_empty() && w == serial))
             {
                 matching.push(m.clone());
             }
@@ -465,6 +461,22 @@ impl Drop for RedfishBmc {
     }
 }
 
+/// The member paths of a Redfish collection.
+fn members(list: &Value) -> Vec<String> {
+    list["Members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["@odata.id"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A system's Id, UUID and serial number ("?" and empty where it gives none).
+fn identity(sys: &Value) -> (String, String, String) {
+    let text = |k: &str, missing: &str| sys[k].as_str().unwrap_or(missing).to_string();
+    (text("Id", "?"), text("UUID", ""), text("SerialNumber", ""))
+}
+
 /// "10.0.0.1:443", with brackets for an IPv6 address.
 fn host_port(address: &str, port: u16) -> String {
     if address.contains(':') && !address.starts_with('[') {
@@ -643,6 +655,65 @@ mod tests {
             Ok("/x/Reset".into())
         );
         assert!(reset_target(&json!({"Actions": {}}), "/s").is_err());
+    }
+
+    /// Any JSON at all, a few levels deep, with the keys hamn reads among the others.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let key = prop_oneof![
+            Just("PowerState".to_string()),
+            Just("PowerRestorePolicy".to_string()),
+            Just("Actions".to_string()),
+            Just("#ComputerSystem.Reset".to_string()),
+            Just("target".to_string()),
+            Just("ResetType@Redfish.AllowableValues".to_string()),
+            Just("Members".to_string()),
+            Just("@odata.id".to_string()),
+            Just("Id".to_string()),
+            Just("UUID".to_string()),
+            "[a-zA-Z@.#]{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<f64>().prop_map(|f| json!(f)),
+            prop_oneof![
+                Just("Off".to_string()),
+                Just("ForceOff".to_string()),
+                ".{0,16}"
+            ]
+            .prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 64, 8, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever a service answers, reading it never panics: it is a state, a
+        /// refusal or an error.
+        #[test]
+        fn no_answer_from_a_service_panics_the_reading(v in any_json()) {
+            let _ = power_state(&v);
+            let _ = restore_policy(&v);
+            let _ = force_off_allowed(&v);
+            let _ = reset_target(&v, "/redfish/v1/Systems/1");
+            let _ = members(&v);
+            let _ = identity(&v);
+        }
+
+        /// Only the string "Off" is ever read as off.
+        #[test]
+        fn nothing_but_off_reads_as_off(v in any_json()) {
+            if power_state(&v) == Ok(PowerState::Off) {
+                proptest::prop_assert_eq!(v["PowerState"].as_str(), Some("Off"));
+            }
+        }
     }
 
     #[test]
