@@ -600,9 +600,22 @@ fn a_dirty_xfs_log_that_cannot_be_replayed_is_refused_with_the_last_resort_named
     );
     assert!(text.contains("DISCARDS"), "{text}");
     assert!(text.contains("dmesg"), "{text}");
-    // The replay directory was removed and nothing stayed mounted.
+    // This check's replay directory (named in the refusal) was removed and nothing
+    // stayed mounted there. (Other tests run in parallel and replay logs of their own.)
+    let replay_dir = text
+        .split_whitespace()
+        .find(|w| w.contains("hamn-xfs-replay."))
+        .map(|w| w.trim_matches(|c: char| c == '`' || c == ':'))
+        .unwrap_or_else(|| panic!("the refusal names the replay mount: {text}"));
     let table = fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
-    assert!(!table.contains("hamn-xfs-replay"), "{table}");
+    assert!(
+        !table.contains(replay_dir),
+        "{replay_dir} is mounted:\n{table}"
+    );
+    assert!(
+        !Path::new(replay_dir).exists(),
+        "{replay_dir} was left behind"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
