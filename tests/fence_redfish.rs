@@ -429,3 +429,24 @@ fn fence_hamn_fences_a_redfish_peer_of_hamn_toml_as_pacemaker_calls_it() {
     assert!(out.status.success(), "{}", output(&out));
     assert!(!mn1.server_alive("mn1"));
 }
+
+/// `hamn status` on the standby shows the Redfish peer's power, as for IPMI.
+#[test]
+fn hamn_status_reads_the_power_of_a_redfish_peer() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("peer mn1") && stdout.contains("power on"),
+        "{}",
+        output(&out)
+    );
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let out = mn1.hamn(&["status"]).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("power off"), "{}", output(&out));
+}
