@@ -27,6 +27,13 @@ pub fn emulator() -> Option<PathBuf> {
     super::find_on_path("sushy-emulator")
 }
 
+/// The emulator's venv Python (with bcrypt), else the system's.
+fn python() -> PathBuf {
+    let venv = emulator().map(|e| e.with_file_name("python3"));
+    venv.filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}
+
 /// True where sushy-emulator and openssl are there; otherwise SKIP (a failure in CI).
 pub fn available() -> bool {
     if emulator().is_none() {
@@ -209,12 +216,7 @@ impl Sushy {
         let dir = tempfile::tempdir().expect("tempdir");
         certificates(dir.path());
         let emulator = emulator().expect("sushy-emulator");
-        let python = emulator.with_file_name("python3");
-        let python = if python.is_file() {
-            python
-        } else {
-            PathBuf::from("python3")
-        };
+        let python = python();
         // bcrypt, the only digest sushy's Basic auth file accepts.
         let hash = Command::new(&python)
             .args([
@@ -384,19 +386,12 @@ impl Drop for Proxy {
 impl Sushy {
     /// Starts the proxy and points hamn.toml at it (certificate from the same CA).
     pub fn proxy(&self, mode: &str) -> Proxy {
-        let emulator = emulator().expect("sushy-emulator");
-        let python = emulator.with_file_name("python3");
-        let python = if python.is_file() {
-            python
-        } else {
-            PathBuf::from("python3")
-        };
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/redfish_proxy.py");
         let port = free_port();
         let state = self.dir.path().join(format!("proxy-{port}.json"));
         let log = std::fs::File::create(self.dir.path().join(format!("proxy-{port}.log")))
             .expect("proxy log");
-        let child = Command::new(python)
+        let child = Command::new(python())
             .arg(script)
             .arg(port.to_string())
             .arg(format!("https://127.0.0.1:{}", self.port))

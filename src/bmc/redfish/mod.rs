@@ -106,7 +106,8 @@ pub struct RedfishBmc {
     node: String,
     base: String,
     agent: ureq::Agent,
-    auth: Auth,
+    /// None until logged in.
+    auth: Option<Auth>,
     /// The system's resource path (/redfish/v1/Systems/1).
     system: String,
     /// Where ComputerSystem.Reset is posted.
@@ -146,14 +147,14 @@ impl RedfishBmc {
             node: node.clone(),
             base: base.clone(),
             agent,
-            auth: Auth::Basic(Secret::new(Vec::new())),
+            auth: None,
             system: String::new(),
             reset_target: String::new(),
             vendor: String::new(),
             profile,
         };
         // The service root needs no credentials: certificate first, then the password.
-        let root = bmc.get_anon("/redfish/v1", deadline).map_err(err)?;
+        let root = bmc.get("/redfish/v1", deadline).map_err(err)?;
         bmc.vendor = [root["Vendor"].as_str(), root["Product"].as_str()]
             .into_iter()
             .flatten()
@@ -162,7 +163,7 @@ impl RedfishBmc {
         let sessions = root["Links"]["Sessions"]["@odata.id"]
             .as_str()
             .map(str::to_string);
-        bmc.auth = match sessions {
+        bmc.auth = Some(match sessions {
             Some(path) => bmc
                 .open_session(&path, &peer.bmc.user, &password, deadline)
                 .map_err(err)?,
@@ -175,7 +176,7 @@ impl RedfishBmc {
                 raw.iter_mut().for_each(|b| *b = 0);
                 Auth::Basic(Secret::new(format!("Basic {encoded}").into_bytes()))
             }
-        };
+        });
         let systems_path = root["Systems"]["@odata.id"]
             .as_str()
             .unwrap_or("/redfish/v1/Systems")
@@ -312,35 +313,15 @@ impl RedfishBmc {
         }
     }
 
+    /// With the credentials once logged in; the service root is read before, without.
     fn authorized(&self, req: ureq::Request) -> ureq::Request {
         match &self.auth {
-            Auth::Session { token, .. } => {
+            Some(Auth::Session { token, .. }) => {
                 req.set("X-Auth-Token", &String::from_utf8_lossy(token.expose()))
             }
-            Auth::Basic(h) if !h.is_empty() => {
-                req.set("Authorization", &String::from_utf8_lossy(h.expose()))
-            }
-            Auth::Basic(_) => req,
+            Some(Auth::Basic(h)) => req.set("Authorization", &String::from_utf8_lossy(h.expose())),
+            None => req,
         }
-    }
-
-    fn get_anon(&self, path: &str, deadline: Instant) -> Result<Value, RedfishError> {
-        let url = self.url(path);
-        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
-            url: url.clone(),
-            what: format!("GET {path}"),
-        })?;
-        let resp = self
-            .agent
-            .get(&url)
-            .timeout(timeout)
-            .call()
-            .map_err(|e| self.error(e, &url, &format!("GET {path}")))?;
-        resp.into_json().map_err(|e| RedfishError::Answer {
-            url,
-            what: format!("GET {path}"),
-            detail: format!("not JSON: {e}"),
-        })
     }
 
     fn get(&self, path: &str, deadline: Instant) -> Result<Value, RedfishError> {
@@ -445,7 +426,7 @@ impl Drop for RedfishBmc {
     /// The session is deleted on every exit path: BMCs allow only a few sessions, and a
     /// fence that leaked them would lock the next one out.
     fn drop(&mut self) {
-        if let Auth::Session { location, .. } = &self.auth {
+        if let Some(Auth::Session { location, .. }) = &self.auth {
             let url = self.url(location);
             let deadline = Instant::now() + Duration::from_secs(5);
             let result = per_request(deadline)
