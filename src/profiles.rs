@@ -56,6 +56,74 @@ struct RawBmcProfile {
     timeout_s: u64,
     #[serde(default)]
     quirks: Vec<Quirk>,
+    #[serde(default)]
+    redfish: Option<RedfishMatch>,
+}
+
+/// How a Redfish service is recognised as of a profile's family, and what the family
+/// needs. Any one recognition rule that holds chooses the profile.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedfishMatch {
+    /// ServiceRoot.Vendor values (ServiceRoot v1.5.0 and later), case-insensitive.
+    #[serde(default)]
+    pub vendors: Vec<String>,
+    /// ServiceRoot.Product prefixes that only this family uses, case-insensitive.
+    #[serde(default)]
+    pub products: Vec<String>,
+    /// Keys of the service root's Oem object, for a root that names no Vendor (older
+    /// firmware); case-sensitive, as Redfish OEM names are.
+    #[serde(default)]
+    pub oem_keys: Vec<String>,
+    /// Manager Model values, read (after the login) only when the service root names no
+    /// maker that any profile knows: some services (OpenBMC's bmcweb) name none there.
+    #[serde(default)]
+    pub manager_models: Vec<String>,
+    /// How many sessions the service allows at once, for the message when it refuses one.
+    #[serde(default)]
+    pub max_sessions: Option<u32>,
+    /// The longest one request may take (default 10 s): a frozen service must not use
+    /// the whole fencing deadline on one read, but some services answer slowly.
+    #[serde(default)]
+    pub request_timeout_s: Option<u64>,
+}
+
+/// What a Redfish service says about who made it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedfishIdentity {
+    pub vendor: String,
+    pub product: String,
+    pub oem_keys: Vec<String>,
+    /// Empty unless read (see `RedfishMatch::manager_models`).
+    pub manager_models: Vec<String>,
+}
+
+impl RedfishMatch {
+    fn matches(&self, id: &RedfishIdentity) -> bool {
+        let vendor = id.vendor.trim();
+        let product = id.product.trim().to_ascii_lowercase();
+        (!vendor.is_empty() && self.vendors.iter().any(|v| v.eq_ignore_ascii_case(vendor)))
+            || (!product.is_empty()
+                && self
+                    .products
+                    .iter()
+                    .any(|p| product.starts_with(&p.to_ascii_lowercase())))
+            // The Oem key counts only where the root names no vendor: a service that
+            // names one is judged by it.
+            || (vendor.is_empty() && self.oem_keys.iter().any(|k| id.oem_keys.contains(k)))
+            || id.manager_models.iter().any(|m| {
+                self.manager_models
+                    .iter()
+                    .any(|w| w.eq_ignore_ascii_case(m.trim()))
+            })
+    }
+
+    fn recognises_nothing(&self) -> bool {
+        self.vendors.is_empty()
+            && self.products.is_empty()
+            && self.oem_keys.is_empty()
+            && self.manager_models.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -69,6 +137,9 @@ pub struct BmcProfile {
     pub power_off_settle: Duration,
     pub timeout: Duration,
     pub quirks: Vec<Quirk>,
+    /// How a Redfish service of this family is recognised; None: never chosen for one
+    /// unless pinned.
+    pub redfish: Option<RedfishMatch>,
     /// Where it was read from ("built-in" or a path).
     pub origin: String,
 }
@@ -96,6 +167,20 @@ impl BmcProfile {
                 "cipher_suites is empty, but manufacturer_ids make it an IPMI profile".into(),
             ));
         }
+        if let Some(r) = &raw.redfish {
+            if r.recognises_nothing() {
+                return Err(invalid(
+                    "[redfish] has no vendors, products, oem_keys or manager_models, so it \
+                     would match no service"
+                        .into(),
+                ));
+            }
+            if r.request_timeout_s == Some(0) {
+                return Err(invalid(
+                    "[redfish] request_timeout_s must be at least 1".into(),
+                ));
+            }
+        }
         if raw.confirm_reads == 0 || raw.poll_interval_ms == 0 || raw.timeout_s == 0 {
             return Err(invalid(
                 "confirm_reads, poll_interval_ms and timeout_s must be at least 1".into(),
@@ -111,6 +196,7 @@ impl BmcProfile {
             power_off_settle: Duration::from_millis(raw.power_off_settle_ms),
             timeout: Duration::from_secs(raw.timeout_s),
             quirks: raw.quirks,
+            redfish: raw.redfish,
             origin: origin.to_string(),
         })
     }
@@ -319,6 +405,28 @@ impl Profiles {
         })
     }
 
+    /// The profile for a Redfish service root's identity, or the generic one.
+    pub fn for_redfish(&self, id: &RedfishIdentity) -> Result<&BmcProfile, ProfileError> {
+        match self
+            .bmc
+            .values()
+            .find(|p| p.redfish.as_ref().is_some_and(|r| r.matches(id)))
+        {
+            Some(p) => Ok(p),
+            None => self.by_name(GENERIC),
+        }
+    }
+
+    /// Whether some profile recognises a Redfish service by its Manager's Model (worth
+    /// reading only then).
+    pub fn match_manager_models(&self) -> bool {
+        self.bmc.values().any(|p| {
+            p.redfish
+                .as_ref()
+                .is_some_and(|r| !r.manager_models.is_empty())
+        })
+    }
+
     /// The profile for a manufacturer ID from Get Device ID, or the generic one.
     pub fn for_manufacturer(&self, id: u32) -> Result<&BmcProfile, ProfileError> {
         match self.bmc.values().find(|p| p.manufacturer_ids.contains(&id)) {
@@ -408,6 +516,46 @@ mod tests {
             p.for_target("NETAPP", "LUN").map(|s| s.name.as_str()),
             Some("generic")
         );
+    }
+
+    #[test]
+    fn redfish_services_are_matched_by_vendor_product_oem_key_or_manager_model() {
+        let p = Profiles::load_from(&[]).expect("loads");
+        let by = |vendor: &str, product: &str, oem: &[&str], models: &[&str]| {
+            p.for_redfish(&RedfishIdentity {
+                vendor: vendor.into(),
+                product: product.into(),
+                oem_keys: oem.iter().map(|s| s.to_string()).collect(),
+                manager_models: models.iter().map(|s| s.to_string()).collect(),
+            })
+            .expect("a profile")
+            .name
+            .clone()
+        };
+        assert_eq!(
+            by(
+                "Dell",
+                "Integrated Dell Remote Access Controller",
+                &["Dell"],
+                &[]
+            ),
+            "dell-idrac"
+        );
+        // Older iDRAC firmware: no Vendor, its Product and Oem key.
+        assert_eq!(
+            by("", "Integrated Dell Remote Access Controller", &[], &[]),
+            "dell-idrac"
+        );
+        assert_eq!(by("HPE", "ProLiant DL380a Gen11", &["Hpe"], &[]), "hpe-ilo");
+        assert_eq!(by("", "", &["Hp"], &[]), "hpe-ilo");
+        assert_eq!(by("Lenovo", "", &[], &[]), "lenovo-xcc");
+        assert_eq!(by("", "", &["Supermicro"], &[]), "supermicro");
+        assert_eq!(by("Supermicro", "", &[], &[]), "supermicro");
+        assert_eq!(by("", "", &[], &["OpenBmc"]), "openbmc");
+        // A vendor named outright is judged by its name, not by an Oem key it carries.
+        assert_eq!(by("AMI", "AMI Redfish Server", &["Dell"], &[]), "generic");
+        assert_eq!(by("", "", &[], &[]), "generic");
+        assert!(p.match_manager_models());
     }
 
     #[test]

@@ -450,3 +450,148 @@ fn hamn_status_reads_the_power_of_a_redfish_peer() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("power off"), "{}", output(&out));
 }
+
+#[test]
+fn a_reset_answered_with_a_task_is_followed_until_it_completes_then_off_is_read_back() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let proxy = mn1.proxy("task");
+    let out = mn1.hamn(&["-v", "fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let st = proxy.state();
+    assert_eq!(st["resets"], 1, "{st}");
+    assert!(
+        st["task_polls"].as_u64().unwrap_or(0) >= 3,
+        "the monitor was followed past its two 202 answers: {st}"
+    );
+    assert!(
+        !mn1.server_alive("mn1"),
+        "fenced while the server still runs:\n{}",
+        mn1.log()
+    );
+    assert_eq!(st["active"], 0, "{st}");
+}
+
+#[test]
+fn a_reset_task_that_fails_is_reported_and_a_running_node_is_not_fenced() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let proxy = mn1.proxy("task-exception");
+    let out = mn1
+        .hamn(&["fence", "mn1", "--timeout", "4"])
+        .output()
+        .expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("NOT fenced"), "{}", output(&out));
+    assert!(
+        stderr.contains("the reset task failed")
+            && stderr.contains("Unable to perform the power operation"),
+        "the task's own words are shown: {}",
+        output(&out)
+    );
+    assert!(mn1.server_alive("mn1"), "the node still runs");
+    let st = proxy.state();
+    assert!(st["task_polls"].as_u64().unwrap_or(0) >= 1, "{st}");
+    assert_eq!(st["active"], 0, "{st}");
+}
+
+/// The bmc description of `hamn --json power status mn1`, which names the profile.
+fn bmc_seen(mn1: &Sushy) -> String {
+    let out = mn1
+        .hamn(&["--json", "power", "status", "mn1"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["bmc"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn the_hardware_profile_is_chosen_from_what_the_service_root_says_of_its_maker() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    {
+        let _proxy = mn1.proxy_unpinned("vendor-dell");
+        let bmc = bmc_seen(&mn1);
+        assert!(bmc.contains("dell-idrac profile"), "{bmc}");
+        assert!(
+            bmc.contains("Integrated Dell Remote Access Controller"),
+            "{bmc}"
+        );
+    }
+    {
+        // Firmware older than ServiceRoot.Vendor names itself only by its Oem key.
+        let _proxy = mn1.proxy_unpinned("oem-hpe");
+        let bmc = bmc_seen(&mn1);
+        assert!(bmc.contains("hpe-ilo profile"), "{bmc}");
+    }
+    {
+        // bmcweb names no maker in its root; its manager's Model says OpenBmc.
+        let _proxy = mn1.proxy_unpinned("model-openbmc");
+        let bmc = bmc_seen(&mn1);
+        assert!(bmc.contains("openbmc profile"), "{bmc}");
+    }
+    {
+        // The emulator names no maker: the generic profile, unless one is pinned.
+        let _proxy = mn1.proxy_unpinned("sessions");
+        let bmc = bmc_seen(&mn1);
+        assert!(bmc.contains("generic profile"), "{bmc}");
+    }
+}
+
+#[test]
+fn a_bmc_without_a_free_session_is_named_with_its_limit_and_nothing_is_powered() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let proxy = mn1.proxy_unpinned("vendor-dell,no-free-session");
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(!out.status.success(), "{}", output(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a new session was refused (HTTP 503")
+            && stderr.contains("maximum number of user sessions")
+            && stderr.contains("dell-idrac allows"),
+        "{}",
+        output(&out)
+    );
+    assert!(mn1.server_alive("mn1"));
+    assert_eq!(proxy.state()["resets"], 0);
+}
+
+#[test]
+fn reset_types_listed_only_in_an_action_info_are_read_there_and_force_off_must_be_among_them() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    {
+        // Supermicro and OpenBMC list the reset types only behind @Redfish.ActionInfo.
+        let proxy = mn1.proxy("actioninfo-no-forceoff");
+        let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+        assert!(!out.status.success(), "{}", output(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("offers no ForceOff") && stderr.contains("GracefulShutdown"),
+            "{}",
+            output(&out)
+        );
+        let st = proxy.state();
+        assert_eq!(st["resets"], 0, "nothing was asked of the system: {st}");
+        assert!(st["action_info_reads"].as_u64().unwrap_or(0) >= 1, "{st}");
+        assert!(mn1.server_alive("mn1"));
+    }
+    let proxy = mn1.proxy("actioninfo");
+    let out = mn1.hamn(&["fence", "mn1"]).output().expect("runs");
+    assert!(out.status.success(), "{}", output(&out));
+    assert!(proxy.state()["action_info_reads"].as_u64().unwrap_or(0) >= 1);
+    assert!(!mn1.server_alive("mn1"));
+}

@@ -265,8 +265,8 @@ pub enum AnyBmc {
 }
 
 impl AnyBmc {
-    /// Connect as `peers.NODE.bmc.protocol` says. A Redfish BMC's profile is the pinned
-    /// one, else the generic one (Redfish services are not matched to profiles yet).
+    /// Connect as `peers.NODE.bmc.protocol` says; each protocol chooses the hardware
+    /// profile from what the BMC says of itself, unless one is pinned.
     pub fn connect(
         peer: &Peer,
         profiles: &Profiles,
@@ -278,19 +278,7 @@ impl AnyBmc {
                 IpmiBmc::connect(peer, profiles, deadline, backoff).map(AnyBmc::Ipmi)
             }
             crate::config::BmcProtocol::Redfish => {
-                let name = peer
-                    .bmc
-                    .profile
-                    .as_deref()
-                    .unwrap_or(crate::profiles::GENERIC);
-                let profile = profiles
-                    .by_name(name)
-                    .map_err(|source| BmcError::Profile {
-                        node: peer.name.clone(),
-                        source,
-                    })?
-                    .clone();
-                redfish::RedfishBmc::connect(peer, profile, deadline).map(AnyBmc::Redfish)
+                redfish::RedfishBmc::connect(peer, profiles, deadline).map(AnyBmc::Redfish)
             }
         }
     }

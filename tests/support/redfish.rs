@@ -360,8 +360,8 @@ impl Sushy {
 }
 
 /// The thin proxy of tests/support/redfish_proxy.py in front of the emulator: a
-/// SessionService, and a fault mode ("sessions" for none, "noop-forceoff",
-/// "stale-on-409").
+/// SessionService, and fault modes (comma-separated; "sessions" for none; the others
+/// are listed in the script's header).
 pub struct Proxy {
     child: Child,
     pub port: u16,
@@ -384,8 +384,18 @@ impl Drop for Proxy {
 }
 
 impl Sushy {
-    /// Starts the proxy and points hamn.toml at it (certificate from the same CA).
+    /// Starts the proxy and points hamn.toml at it (certificate from the same CA), with
+    /// the emulator's profile pinned.
     pub fn proxy(&self, mode: &str) -> Proxy {
+        self.proxy_with(mode, Some("sushy-emulator"))
+    }
+
+    /// As `proxy`, with the profile hamn chooses from the service root (none pinned).
+    pub fn proxy_unpinned(&self, mode: &str) -> Proxy {
+        self.proxy_with(mode, None)
+    }
+
+    fn proxy_with(&self, mode: &str, profile: Option<&str>) -> Proxy {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/redfish_proxy.py");
         let port = free_port();
         let state = self.dir.path().join(format!("proxy-{port}.json"));
@@ -411,9 +421,12 @@ impl Sushy {
         }
         let text = format!(
             "node = \"mn2\"\n\n[peers.mn1.bmc]\nprotocol = \"redfish\"\naddress = \"127.0.0.1\"\n\
-             port = {port}\nuser = \"admin\"\npassword_file = \"{}\"\nprofile = \"sushy-emulator\"\n\
+             port = {port}\nuser = \"admin\"\npassword_file = \"{}\"\n{}\
              ca_file = \"{}\"\n",
             self.password_file().display(),
+            profile
+                .map(|p| format!("profile = \"{p}\"\n"))
+                .unwrap_or_default(),
             self.ca.display()
         );
         std::fs::write(&self.config, text).expect("write hamn.toml");

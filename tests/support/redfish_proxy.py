@@ -5,7 +5,19 @@ It supplies only what the emulator lacks, and forwards everything else to it:
   answers X-Auth-Token and Location; DELETE ends the session); requests need a token;
 - faults a real BMC shows: a ForceOff accepted while nothing happens ("noop-forceoff"),
   and a power state read "On" from a stale cache until a reset is asked for, then a
-  409 Conflict for the reset of a system that is already off ("stale-on-409").
+  409 Conflict for the reset of a system that is already off ("stale-on-409");
+- a reset answered 202 Accepted with a task monitor (DSP0266 "Asynchronous
+  operations"): the monitor answers 202 twice, then the completed Task ("task"); or a
+  task that ends in an Exception while nothing was done ("task-exception");
+- no free session: every POST to Sessions is refused with 503 ("no-free-session");
+- a maker named by the service root, which the emulator does not name: Vendor "Dell"
+  ("vendor-dell"), or only an "Hpe" Oem key, as firmware before ServiceRoot v1.5.0
+  ("oem-hpe").
+- reset types listed only in an ActionInfo resource, as Supermicro and OpenBMC do
+  ("actioninfo"), or listed there without ForceOff ("actioninfo-no-forceoff");
+- a root that names no maker and a manager whose Model is "OpenBmc", as bmcweb
+  ("model-openbmc").
+MODE is a comma-separated list of these.
 It writes what it saw (sessions created, deleted, resets) to a JSON file after each
 request, for the test to check.
 
@@ -24,10 +36,19 @@ import urllib.error
 import urllib.request
 
 PORT, UPSTREAM, CERT, KEY, UPSTREAM_CA, STATE, MODE = sys.argv[1:8]
+MODES = set(MODE.split(","))
+MONITOR = "/redfish/v1/TaskService/TaskMonitors/"
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 UP = ssl.create_default_context(cafile=UPSTREAM_CA)
 LOCK = threading.Lock()
-state = {"created": 0, "deleted": 0, "active": 0, "resets": 0, "stale_served": False}
+state = {"created": 0, "deleted": 0, "active": 0, "resets": 0, "stale_served": False,
+         "task_polls": 0, "action_info_reads": 0}
+ACTION_INFO = {
+    "@odata.type": "#ActionInfo.v1_1_2.ActionInfo", "Id": "ResetActionInfo",
+    "Parameters": [{"Name": "ResetType", "Required": True, "DataType": "String",
+                    "AllowableValues": ["On", "ForceOff", "GracefulShutdown",
+                                        "GracefulRestart", "ForceRestart", "Nmi"]}],
+}
 sessions = {}  # token -> (id, basic auth header)
 
 
@@ -84,7 +105,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             root = json.loads(raw)
             root["SessionService"] = {"@odata.id": "/redfish/v1/SessionService"}
             root.setdefault("Links", {})["Sessions"] = {"@odata.id": SESSIONS}
+            if "vendor-dell" in MODES:
+                root["Vendor"] = "Dell"
+                root["Product"] = "Integrated Dell Remote Access Controller"
+            if "oem-hpe" in MODES:
+                root["Oem"] = {"Hpe": {"Manager": [{"ManagerType": "iLO 5"}]}}
             return self.answer(status, json.dumps(root).encode())
+        if method == "POST" and path == SESSIONS and "no-free-session" in MODES:
+            return self.answer(503, json.dumps({"error": {"@Message.ExtendedInfo": [
+                {"Message": "The maximum number of user sessions is reached."}]}}).encode())
         if method == "POST" and path == SESSIONS:
             creds = json.loads(data or b"{}")
             raw = "%s:%s" % (creds.get("UserName", ""), creds.get("Password", ""))
@@ -117,9 +146,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "POST" and path.endswith("ComputerSystem.Reset"):
             with LOCK:
                 state["resets"] += 1
-            if MODE == "noop-forceoff":
+            if "noop-forceoff" in MODES:
                 return self.answer(204)
-            if MODE == "stale-on-409":
+            if "task" in MODES or "task-exception" in MODES:
+                if "task" in MODES:
+                    status, raw = upstream(method, path, basic, data)
+                    if status >= 300:
+                        return self.answer(status, raw)
+                task = {"@odata.id": "/redfish/v1/TaskService/Tasks/1", "Id": "1",
+                        "TaskState": "Running", "TaskStatus": "OK"}
+                return self.answer(202, json.dumps(task).encode(),
+                                   [("Location", MONITOR + "1")])
+            if "stale-on-409" in MODES:
                 system = path.split("/Actions/")[0]
                 _, raw = upstream("GET", system, basic)
                 if json.loads(raw).get("PowerState") == "Off":
@@ -127,8 +165,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         409,
                         b'{"error": {"message": "The system is already powered off."}}',
                     )
+        if method == "GET" and path.startswith(MONITOR):
+            with LOCK:
+                state["task_polls"] += 1
+                polls = state["task_polls"]
+            task = {"@odata.id": "/redfish/v1/TaskService/Tasks/1", "Id": "1",
+                    "TaskState": "Running", "TaskStatus": "OK"}
+            if "task-exception" in MODES:
+                task.update(TaskState="Exception", TaskStatus="Critical", Messages=[
+                    {"Message": "Unable to perform the power operation: the server is locked."}])
+                return self.answer(200, json.dumps(task).encode())
+            if polls < 3:
+                return self.answer(202, json.dumps(task).encode())
+            task.update(TaskState="Completed")
+            return self.answer(200, json.dumps(task).encode())
+        actioninfo = "actioninfo" in MODES or "actioninfo-no-forceoff" in MODES
+        if actioninfo and method == "GET" and path.endswith("/ResetActionInfo"):
+            with LOCK:
+                state["action_info_reads"] += 1
+            info = json.loads(json.dumps(ACTION_INFO))
+            if "actioninfo-no-forceoff" in MODES:
+                info["Parameters"][0]["AllowableValues"].remove("ForceOff")
+            info["@odata.id"] = path
+            return self.answer(200, json.dumps(info).encode())
         status, raw = upstream(method, path, basic, data)
-        if (MODE == "stale-on-409" and method == "GET" and "/Systems/" in path
+        parts = path.rstrip("/").split("/")
+        if actioninfo and method == "GET" and len(parts) == 5 and parts[3] == "Systems":
+            sys_json = json.loads(raw)
+            reset = sys_json.get("Actions", {}).get("#ComputerSystem.Reset", {})
+            reset.pop("ResetType@Redfish.AllowableValues", None)
+            reset["@Redfish.ActionInfo"] = path.rstrip("/") + "/ResetActionInfo"
+            raw = json.dumps(sys_json).encode()
+        if ("model-openbmc" in MODES and method == "GET" and len(parts) == 5
+                and parts[3] == "Managers"):
+            man = json.loads(raw)
+            man["Model"] = "OpenBmc"
+            raw = json.dumps(man).encode()
+        if ("stale-on-409" in MODES and method == "GET" and "/Systems/" in path
                 and not state["resets"]):
             sys_json = json.loads(raw)
             if "PowerState" in sys_json:

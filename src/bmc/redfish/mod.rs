@@ -23,7 +23,7 @@ use tracing::{debug, info, info_span, warn};
 use super::chassis::{ChassisAction, ChassisStatus, PolicySupport, PowerState, RestorePolicy};
 use super::{BmcError, PowerControl};
 use crate::config::Peer;
-use crate::profiles::BmcProfile;
+use crate::profiles::{BmcProfile, Profiles, RedfishIdentity};
 use crate::secret::Secret;
 
 mod tls;
@@ -88,6 +88,22 @@ pub enum RedfishError {
         system: String,
         offered: String,
     },
+    #[error(
+        "Redfish service {url}: a new session was refused (HTTP {status}{detail}); the BMC \
+         may have no free session{limit}: end stale sessions in its web interface or with \
+         its tools, then fence again"
+    )]
+    SessionRefused {
+        url: String,
+        status: u16,
+        detail: String,
+        limit: String,
+    },
+    #[error(
+        "Redfish service {url}: the reset task failed: {detail}; see the BMC's log for why \
+         it did not power the system off"
+    )]
+    TaskFailed { url: String, detail: String },
     #[error("Redfish service {url}: no answer before the deadline ({what})")]
     Timeout { url: String, what: String },
     #[error("Redfish: {0}")]
@@ -116,15 +132,21 @@ pub struct RedfishBmc {
     profile: BmcProfile,
 }
 
-/// One request's time: what is left of the deadline, at most 10 s (a frozen service must
-/// not use up a whole fencing deadline on one read when the loop could try again).
-fn per_request(deadline: Instant) -> Option<Duration> {
+/// One request's time by default: a frozen service must not use up a whole fencing
+/// deadline on one read when the loop could try again.
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+
+/// One request's time: what is left of the deadline, at most `limit`.
+fn per_request(deadline: Instant, limit: Duration) -> Option<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
-    (!left.is_zero()).then(|| left.min(Duration::from_secs(10)))
+    (!left.is_zero()).then(|| left.min(limit))
 }
 
 impl RedfishBmc {
-    pub fn connect(peer: &Peer, profile: BmcProfile, deadline: Instant) -> Result<Self, BmcError> {
+    /// Connect and choose the hardware profile: the pinned one, else the one whose
+    /// `[redfish]` table matches the service root's Vendor/Product (or Oem key), else
+    /// the generic one.
+    pub fn connect(peer: &Peer, profiles: &Profiles, deadline: Instant) -> Result<Self, BmcError> {
         let _span = info_span!("redfish-connect", node = %peer.name).entered();
         let node = peer.name.clone();
         let err = |source| BmcError::Redfish {
@@ -143,6 +165,18 @@ impl RedfishBmc {
             .redirects(0)
             .build();
         let password = peer.password()?;
+        let pinned = match &peer.bmc.profile {
+            Some(name) => Some(
+                profiles
+                    .by_name(name)
+                    .map_err(|source| BmcError::Profile {
+                        node: node.clone(),
+                        source,
+                    })?
+                    .clone(),
+            ),
+            None => None,
+        };
         let mut bmc = RedfishBmc {
             node: node.clone(),
             base: base.clone(),
@@ -151,15 +185,41 @@ impl RedfishBmc {
             system: String::new(),
             reset_target: String::new(),
             vendor: String::new(),
-            profile,
+            profile: match &pinned {
+                Some(p) => p.clone(),
+                None => profiles
+                    .by_name(crate::profiles::GENERIC)
+                    .map_err(|source| BmcError::Profile {
+                        node: node.clone(),
+                        source,
+                    })?
+                    .clone(),
+            },
         };
         // The service root needs no credentials: certificate first, then the password.
         let root = bmc.get("/redfish/v1", deadline).map_err(err)?;
-        bmc.vendor = [root["Vendor"].as_str(), root["Product"].as_str()]
+        let mut identity = identity_of_root(&root);
+        bmc.vendor = [identity.vendor.as_str(), identity.product.as_str()]
             .into_iter()
-            .flatten()
+            .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" ");
+        let choose = |bmc: &mut RedfishBmc, identity: &RedfishIdentity| {
+            bmc.profile = profiles
+                .for_redfish(identity)
+                .map_err(|source| BmcError::Profile {
+                    node: node.clone(),
+                    source,
+                })?
+                .clone();
+            debug!(vendor = %identity.vendor, product = %identity.product,
+                oem = ?identity.oem_keys, models = ?identity.manager_models,
+                profile = %bmc.profile.name, "hardware profile chosen");
+            Ok::<_, BmcError>(())
+        };
+        if pinned.is_none() {
+            choose(&mut bmc, &identity)?;
+        }
         let sessions = root["Links"]["Sessions"]["@odata.id"]
             .as_str()
             .map(str::to_string);
@@ -177,6 +237,15 @@ impl RedfishBmc {
                 Auth::Basic(Secret::new(format!("Basic {encoded}").into_bytes()))
             }
         });
+        if pinned.is_none()
+            && bmc.profile.name == crate::profiles::GENERIC
+            && profiles.match_manager_models()
+        {
+            identity.manager_models = bmc.manager_models(&root, deadline);
+            if !identity.manager_models.is_empty() {
+                choose(&mut bmc, &identity)?;
+            }
+        }
         let systems_path = root["Systems"]["@odata.id"]
             .as_str()
             .unwrap_or("/redfish/v1/Systems")
@@ -192,7 +261,8 @@ impl RedfishBmc {
                 detail,
             })
         })?;
-        force_off_allowed(&sys).map_err(|offered| {
+        let offered = bmc.allowable_reset_types(&sys, deadline);
+        force_off_allowed(offered.as_deref()).map_err(|offered| {
             err(RedfishError::NoForceOff {
                 url: base.clone(),
                 system: bmc.system.clone(),
@@ -201,6 +271,16 @@ impl RedfishBmc {
         })?;
         info!(system = %bmc.system, vendor = %bmc.vendor, "Redfish system chosen");
         Ok(bmc)
+    }
+
+    fn per_request(&self, deadline: Instant) -> Option<Duration> {
+        let limit = self
+            .profile
+            .redfish
+            .as_ref()
+            .and_then(|r| r.request_timeout_s)
+            .map_or(REQUEST_LIMIT, Duration::from_secs);
+        per_request(deadline, limit)
     }
 
     fn url(&self, path: &str) -> String {
@@ -219,16 +299,37 @@ impl RedfishBmc {
             "UserName": user,
             "Password": String::from_utf8_lossy(password.expose()),
         });
-        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
-            url: url.clone(),
-            what: "creating a session".into(),
-        })?;
+        let timeout = self
+            .per_request(deadline)
+            .ok_or_else(|| RedfishError::Timeout {
+                url: url.clone(),
+                what: "creating a session".into(),
+            })?;
+        // No credentials yet: authorized() adds only the headers every request carries.
         let resp = self
-            .agent
-            .post(&url)
+            .authorized(self.agent.post(&url))
             .timeout(timeout)
             .send_json(body)
-            .map_err(|e| self.error(e, &url, "create a session"))?;
+            .map_err(|e| match self.error(e, &url, "create a session") {
+                RedfishError::Status {
+                    url,
+                    status,
+                    detail,
+                    ..
+                } => RedfishError::SessionRefused {
+                    url,
+                    status,
+                    detail,
+                    limit: self
+                        .profile
+                        .redfish
+                        .as_ref()
+                        .and_then(|r| r.max_sessions)
+                        .map(|n| format!(" ({} allows {n} at once)", self.profile.name))
+                        .unwrap_or_default(),
+                },
+                other => other,
+            })?;
         let token = resp.header("X-Auth-Token").map(|t| t.as_bytes().to_vec());
         let location = resp.header("Location").map(str::to_string);
         match (token, location) {
@@ -249,6 +350,52 @@ impl RedfishBmc {
                 what: "creating a session".into(),
                 detail: "no X-Auth-Token or Location in the answer".into(),
             }),
+        }
+    }
+
+    /// The Model of each manager (at most four), for a service whose root names no maker
+    /// hamn knows. Not being able to read them only leaves the generic profile.
+    fn manager_models(&self, root: &Value, deadline: Instant) -> Vec<String> {
+        let Some(path) = root["Managers"]["@odata.id"].as_str() else {
+            return Vec::new();
+        };
+        let list = match self.get(path, deadline) {
+            Ok(l) => l,
+            Err(e) => {
+                debug!(error = %e, "managers not readable; the generic profile stays");
+                return Vec::new();
+            }
+        };
+        members(&list)
+            .iter()
+            .take(4)
+            .filter_map(|m| self.get(m, deadline).ok())
+            .filter_map(|m| m["Model"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    /// The reset types the system allows: listed on the action, or (Supermicro,
+    /// OpenBMC) in the ActionInfo resource it links to. None: not said, or not readable
+    /// (then the service's answer to ForceOff decides, and the power state the fence).
+    fn allowable_reset_types(&self, sys: &Value, deadline: Instant) -> Option<Vec<String>> {
+        let action = &sys["Actions"]["#ComputerSystem.Reset"];
+        if let Some(list) = action["ResetType@Redfish.AllowableValues"].as_array() {
+            return Some(strings(list));
+        }
+        let info_path = action["@Redfish.ActionInfo"].as_str()?;
+        match self.get(info_path, deadline) {
+            Ok(info) => info["Parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["Name"].as_str() == Some("ResetType"))
+                .and_then(|p| p["AllowableValues"].as_array())
+                .map(|l| strings(l)),
+            Err(e) => {
+                warn!(action_info = %info_path, error = %e,
+                    "the reset's ActionInfo could not be read; ForceOff will be asked for and the power state decides");
+                None
+            }
         }
     }
 
@@ -315,6 +462,10 @@ impl RedfishBmc {
 
     /// With the credentials once logged in; the service root is read before, without.
     fn authorized(&self, req: ureq::Request) -> ureq::Request {
+        // Some services answer 406 without these (fence-agents PR #265).
+        let req = req
+            .set("Accept", "application/json")
+            .set("OData-Version", "4.0");
         match &self.auth {
             Some(Auth::Session { token, .. }) => {
                 req.set("X-Auth-Token", &String::from_utf8_lossy(token.expose()))
@@ -326,10 +477,12 @@ impl RedfishBmc {
 
     fn get(&self, path: &str, deadline: Instant) -> Result<Value, RedfishError> {
         let url = self.url(path);
-        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
-            url: url.clone(),
-            what: format!("GET {path}"),
-        })?;
+        let timeout = self
+            .per_request(deadline)
+            .ok_or_else(|| RedfishError::Timeout {
+                url: url.clone(),
+                what: format!("GET {path}"),
+            })?;
         let resp = self
             .authorized(self.agent.get(&url))
             .timeout(timeout)
@@ -348,19 +501,90 @@ impl RedfishBmc {
         path: &str,
         body: Value,
         deadline: Instant,
-    ) -> Result<u16, RedfishError> {
+    ) -> Result<Answer, RedfishError> {
         let url = self.url(path);
         let what = format!("{method} {path}");
-        let timeout = per_request(deadline).ok_or_else(|| RedfishError::Timeout {
-            url: url.clone(),
-            what: what.clone(),
-        })?;
+        let timeout = self
+            .per_request(deadline)
+            .ok_or_else(|| RedfishError::Timeout {
+                url: url.clone(),
+                what: what.clone(),
+            })?;
         let resp = self
             .authorized(self.agent.request(method, &url))
             .timeout(timeout)
             .send_json(body)
             .map_err(|e| self.error(e, &url, &what))?;
-        Ok(resp.status())
+        Ok(self.answer(resp))
+    }
+
+    /// Status, Location (as a path on this service) and body (Null when empty or not
+    /// JSON: an action's answer needs no body).
+    fn answer(&self, resp: ureq::Response) -> Answer {
+        let status = resp.status();
+        let location = resp
+            .header("Location")
+            .map(|l| l.strip_prefix(&self.base).unwrap_or(l).to_string());
+        let body = resp.into_json::<Value>().unwrap_or(Value::Null);
+        Answer {
+            status,
+            location,
+            body,
+        }
+    }
+
+    /// Follow the task an action was answered with (202 Accepted and a task monitor,
+    /// DSP0266 "Asynchronous operations") until the service says it ended. Ok: completed,
+    /// or the service gave no way to follow it; Err: it failed, or did not end in time.
+    /// Either way the power state decides afterwards: a completed task proves nothing.
+    fn follow_task(&self, accepted: &Answer, deadline: Instant) -> Result<(), RedfishError> {
+        let _s = info_span!("task").entered();
+        let Some(monitor) = task_monitor(accepted) else {
+            debug!("202 Accepted without a task monitor: the power state will tell");
+            return Ok(());
+        };
+        let url = self.url(&monitor);
+        let mut polls = 0u32;
+        loop {
+            let timeout = self
+                .per_request(deadline)
+                .ok_or_else(|| RedfishError::Timeout {
+                    url: url.clone(),
+                    what: format!("the reset task ({polls} polls of its monitor)"),
+                })?;
+            let resp = self
+                .authorized(self.agent.get(&url))
+                .timeout(timeout)
+                .call();
+            polls += 1;
+            let answer = match resp {
+                Ok(r) => self.answer(r),
+                // A monitor may be gone once the task ended and its result was read.
+                Err(ureq::Error::Status(404 | 410, _)) => {
+                    debug!(polls, "the task monitor is gone: the power state will tell");
+                    return Ok(());
+                }
+                Err(e) => return Err(self.error(e, &url, "GET the reset task's monitor")),
+            };
+            match task_outcome(&answer) {
+                TaskOutcome::Running => {}
+                TaskOutcome::Done => {
+                    debug!(polls, "the reset task completed");
+                    return Ok(());
+                }
+                TaskOutcome::Failed(detail) => {
+                    return Err(RedfishError::TaskFailed { url, detail });
+                }
+            }
+            let pause = self.profile.poll_interval;
+            if Instant::now() + pause >= deadline {
+                return Err(RedfishError::Timeout {
+                    url,
+                    what: format!("the reset task ({polls} polls of its monitor)"),
+                });
+            }
+            std::thread::sleep(pause);
+        }
     }
 
     fn error(&self, e: ureq::Error, url: &str, what: &str) -> RedfishError {
@@ -429,7 +653,8 @@ impl Drop for RedfishBmc {
         if let Some(Auth::Session { location, .. }) = &self.auth {
             let url = self.url(location);
             let deadline = Instant::now() + Duration::from_secs(5);
-            let result = per_request(deadline)
+            let result = self
+                .per_request(deadline)
                 .map(|t| self.authorized(self.agent.delete(&url)).timeout(t).call());
             match result {
                 Some(Ok(_)) => debug!(session = %location, "Redfish session deleted"),
@@ -439,6 +664,90 @@ impl Drop for RedfishBmc {
                 None => {}
             }
         }
+    }
+}
+
+/// An action's answer.
+struct Answer {
+    status: u16,
+    /// The Location header, as a path on this service.
+    location: Option<String>,
+    body: Value,
+}
+
+/// Where a 202 Accepted says the task can be followed: the Location header (the task
+/// monitor), else the Task's TaskMonitor property, else the Task resource itself.
+fn task_monitor(accepted: &Answer) -> Option<String> {
+    accepted
+        .location
+        .clone()
+        .or_else(|| accepted.body["TaskMonitor"].as_str().map(str::to_string))
+        .or_else(|| {
+            accepted.body["TaskState"]
+                .is_string()
+                .then(|| accepted.body["@odata.id"].as_str().map(str::to_string))
+                .flatten()
+        })
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum TaskOutcome {
+    Running,
+    Done,
+    Failed(String),
+}
+
+/// A task monitor's answer: 202 while the task runs; once it ended, the operation's own
+/// answer, or the Task resource, whose TaskState (and TaskStatus) say how it ended.
+fn task_outcome(answer: &Answer) -> TaskOutcome {
+    let body = &answer.body;
+    let state = body["TaskState"].as_str();
+    let failed_state = matches!(state, Some("Exception" | "Killed" | "Cancelled"));
+    let critical = body["TaskStatus"].as_str() == Some("Critical");
+    if failed_state || critical {
+        let messages: Vec<&str> = body["Messages"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["Message"].as_str())
+            .collect();
+        return TaskOutcome::Failed(format!(
+            "TaskState {}{}",
+            state.unwrap_or("?"),
+            if messages.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", messages.join("; "))
+            }
+        ));
+    }
+    match (answer.status, state) {
+        (202, _) => TaskOutcome::Running,
+        (_, Some("Completed") | None) => TaskOutcome::Done,
+        // A 200 with a task still running (some services answer so): keep following.
+        (_, Some(_)) => TaskOutcome::Running,
+    }
+}
+
+/// Who made the service, as its root says: Vendor and Product (ServiceRoot v1.5.0 and
+/// later), and the keys of its Oem object (older firmware names itself only there).
+fn identity_of_root(root: &Value) -> RedfishIdentity {
+    RedfishIdentity {
+        vendor: root["Vendor"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        product: root["Product"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        oem_keys: root["Oem"]
+            .as_object()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default(),
+        manager_models: Vec::new(),
     }
 }
 
@@ -478,20 +787,20 @@ fn reset_target(sys: &Value, system: &str) -> Result<String, String> {
     }
 }
 
-/// Ok when ForceOff may be asked for: listed in ResetType@Redfish.AllowableValues, or
-/// no list given (then the service's answer to the reset decides). Err: what it offers.
-fn force_off_allowed(sys: &Value) -> Result<(), String> {
-    let action = &sys["Actions"]["#ComputerSystem.Reset"];
-    match action["ResetType@Redfish.AllowableValues"].as_array() {
+fn strings(list: &[Value]) -> Vec<String> {
+    list.iter()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Ok when ForceOff may be asked for: among the allowable reset types, or none listed
+/// (then the service's answer to the reset decides). Err: what it offers.
+fn force_off_allowed(offered: Option<&[String]>) -> Result<(), String> {
+    match offered {
         None => Ok(()),
-        Some(values) => {
-            let offered: Vec<&str> = values.iter().filter_map(Value::as_str).collect();
-            if offered.contains(&"ForceOff") {
-                Ok(())
-            } else {
-                Err(offered.join(", "))
-            }
-        }
+        Some(values) if values.iter().any(|v| v == "ForceOff") => Ok(()),
+        Some(values) => Err(values.join(", ")),
     }
 }
 
@@ -540,7 +849,7 @@ impl PowerControl for RedfishBmc {
             ChassisAction::PowerUp => "On",
         };
         let target = self.reset_target.clone();
-        let status = self
+        let answer = self
             .send(
                 "POST",
                 &target,
@@ -548,7 +857,14 @@ impl PowerControl for RedfishBmc {
                 deadline,
             )
             .map_err(|e| self.lift(e))?;
-        debug!(status, reset_type, "ComputerSystem.Reset accepted");
+        debug!(
+            status = answer.status,
+            reset_type, "ComputerSystem.Reset accepted"
+        );
+        if answer.status == 202 {
+            self.follow_task(&answer, deadline)
+                .map_err(|e| self.lift(e))?;
+        }
         Ok(())
     }
 
@@ -615,17 +931,13 @@ mod tests {
 
     #[test]
     fn force_off_must_be_among_the_allowable_reset_types_when_they_are_listed() {
-        let listed = |v: Value| {
-            json!({"Actions": {"#ComputerSystem.Reset": {
-                "target": "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset",
-                "ResetType@Redfish.AllowableValues": v}}})
-        };
-        assert!(force_off_allowed(&listed(json!(["On", "ForceOff", "GracefulShutdown"]))).is_ok());
+        let listed = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(force_off_allowed(Some(&listed(&["On", "ForceOff", "GracefulShutdown"]))).is_ok());
         assert_eq!(
-            force_off_allowed(&listed(json!(["On", "GracefulShutdown", "ForceRestart"]))),
+            force_off_allowed(Some(&listed(&["On", "GracefulShutdown", "ForceRestart"]))),
             Err("On, GracefulShutdown, ForceRestart".into())
         );
-        assert!(force_off_allowed(&json!({"Actions": {"#ComputerSystem.Reset": {}}})).is_ok());
+        assert!(force_off_allowed(None).is_ok());
     }
 
     #[test]
@@ -682,10 +994,18 @@ mod tests {
         fn no_answer_from_a_service_panics_the_reading(v in any_json()) {
             let _ = power_state(&v);
             let _ = restore_policy(&v);
-            let _ = force_off_allowed(&v);
+            if let Some(list) = v["ResetType@Redfish.AllowableValues"].as_array() {
+                let _ = force_off_allowed(Some(&strings(list)));
+            }
             let _ = reset_target(&v, "/redfish/v1/Systems/1");
             let _ = members(&v);
             let _ = identity(&v);
+            let _ = identity_of_root(&v);
+            for status in [200, 202, 204] {
+                let a = Answer { status, location: None, body: v.clone() };
+                let _ = task_monitor(&a);
+                let _ = task_outcome(&a);
+            }
         }
 
         /// Only the string "Off" is ever read as off.
@@ -695,6 +1015,86 @@ mod tests {
                 proptest::prop_assert_eq!(v["PowerState"].as_str(), Some("Off"));
             }
         }
+    }
+
+    #[test]
+    fn a_task_is_running_until_its_monitor_stops_answering_202_and_failed_when_it_says_so() {
+        let at = |status, body| Answer {
+            status,
+            location: None,
+            body,
+        };
+        assert_eq!(
+            task_outcome(&at(202, json!({"TaskState": "Running"}))),
+            TaskOutcome::Running
+        );
+        assert_eq!(task_outcome(&at(202, Value::Null)), TaskOutcome::Running);
+        assert_eq!(task_outcome(&at(204, Value::Null)), TaskOutcome::Done);
+        assert_eq!(
+            task_outcome(&at(
+                200,
+                json!({"TaskState": "Completed", "TaskStatus": "OK"})
+            )),
+            TaskOutcome::Done
+        );
+        assert_eq!(
+            task_outcome(&at(200, json!({"TaskState": "Running"}))),
+            TaskOutcome::Running
+        );
+        assert_eq!(
+            task_outcome(&at(
+                200,
+                json!({"TaskState": "Exception", "TaskStatus": "Critical",
+                       "Messages": [{"Message": "Unable to power off the server."}]})
+            )),
+            TaskOutcome::Failed("TaskState Exception (Unable to power off the server.)".into())
+        );
+        assert!(matches!(
+            task_outcome(&at(
+                200,
+                json!({"TaskState": "Completed", "TaskStatus": "Critical"})
+            )),
+            TaskOutcome::Failed(_)
+        ));
+    }
+
+    #[test]
+    fn the_task_monitor_is_the_location_else_what_the_task_names() {
+        let a = Answer {
+            status: 202,
+            location: Some("/redfish/v1/TaskService/TaskMonitors/7".into()),
+            body: json!({"TaskMonitor": "/other"}),
+        };
+        assert_eq!(
+            task_monitor(&a).as_deref(),
+            Some("/redfish/v1/TaskService/TaskMonitors/7")
+        );
+        let a = Answer {
+            status: 202,
+            location: None,
+            body: json!({"@odata.id": "/redfish/v1/TaskService/Tasks/7", "TaskState": "New"}),
+        };
+        assert_eq!(
+            task_monitor(&a).as_deref(),
+            Some("/redfish/v1/TaskService/Tasks/7")
+        );
+        let a = Answer {
+            status: 202,
+            location: None,
+            body: Value::Null,
+        };
+        assert_eq!(task_monitor(&a), None);
+    }
+
+    #[test]
+    fn the_service_root_names_its_maker_by_vendor_or_by_its_oem_key() {
+        let id = identity_of_root(
+            &json!({"Vendor": "Dell", "Product": "Integrated Dell Remote Access Controller"}),
+        );
+        assert_eq!(id.vendor, "Dell");
+        let id = identity_of_root(&json!({"Oem": {"Hpe": {}}}));
+        assert_eq!(id.vendor, "");
+        assert_eq!(id.oem_keys, vec!["Hpe".to_string()]);
     }
 
     #[test]
