@@ -51,6 +51,13 @@ fn the_admin_fences_a_running_node_through_redfish_and_its_server_is_off() {
     assert_eq!(v["fenced"], true, "{v}");
     assert_eq!(v["profile"], "sushy-emulator");
     assert!(v["cipher_suite"].is_null(), "{v}");
+    // The emulator refuses to set PowerRestorePolicy: the warning says how, in Redfish.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(r#"{"PowerRestorePolicy": "AlwaysOff"}"#) && !stderr.contains("ipmitool"),
+        "{}",
+        output(&out)
+    );
     assert!(
         !mn1.server_alive("mn1"),
         "hamn said fenced while the server still runs:\n{}",

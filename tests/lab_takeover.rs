@@ -1180,3 +1180,138 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
         "progress on stdout only:\nstdout:\n{out}\nstderr:\n{err}"
     );
 }
+
+/// mn2's hamn.toml when mn1's BMC speaks Redfish: sushy-emulator on the host, reached at
+/// 10.0.2.2, its certificate checked against the test CA copied into the guest.
+fn config_with_redfish_bmc(port: u16) -> String {
+    format!(
+        r#"node = "mn2"
+
+[takeover]
+peer = "mn1"
+
+[[takeover.mount]]
+device = "LABEL=xcatinstall"
+mountpoint = "/install"
+type = "ext4"
+
+[peers.mn1]
+fencing = ["storage", "power"]
+
+[peers.mn1.bmc]
+protocol = "redfish"
+address = "10.0.2.2"
+port = {port}
+user = "admin"
+password_env = "HAMN_BMC_PW"
+ca_file = "/etc/hamn/bmc-ca.pem"
+profile = "sushy-emulator"
+"#
+    )
+}
+
+const MN2_REDFISH_TAKEOVER: &str = r#"
+set +e
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn takeover --dry-run > /out/plan.txt 2>&1
+hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
+tail -1 /install/synced > /out/last-line.txt 2>&1
+hamn status > /out/status.txt 2>&1
+exit 0
+"#;
+
+/// The same takeover when mn1's BMC speaks only Redfish: mn2 powers mn1 off through the
+/// emulator (ForceOff, "Off" read back once its fake driver applied it), preempts mn1's
+/// key and mounts the data with every synced line; `hamn status` reads mn1 off.
+#[test]
+fn the_standby_fences_the_writing_primary_through_its_redfish_bmc_and_takes_over() {
+    if !support::lab::require_lab() || !support::redfish::available() {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(9));
+    let redfish = support::redfish::Sushy::start(support::redfish::Options::default());
+
+    let mut mn1 = support::lab::spawn_guest(&node("mn1", "mn2", &lun, MN1_WRITING, true));
+    mn1.guest.wait_for_line("MN1-SYNCED 3");
+    redfish.adopt_server("mn1", mn1.guest.qemu_pid().expect("mn1 QEMU pid"));
+    assert!(redfish.server_alive("mn1"));
+
+    let mut spec = GuestSpec::new(
+        "mn2",
+        &format!(
+            "{PRELUDE}\nexport HAMN_BMC_PW='{}'\n{MN2_REDFISH_TAKEOVER}",
+            support::redfish::PASSWORD
+        ),
+    );
+    spec.luns = vec![(lun.clone(), 2)];
+    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_file(
+        "/etc/hamn/hamn.toml",
+        config_with_redfish_bmc(redfish.port).as_bytes(),
+    );
+    spec.with_file(
+        "/etc/hamn/bmc-ca.pem",
+        &std::fs::read(&redfish.ca).expect("test CA"),
+    );
+    spec.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
+    let mn2 = run_guest(&spec);
+    mn2.assert_ok();
+
+    let plan = mn2.out("plan.txt");
+    assert!(
+        plan.contains("Redfish") && plan.contains("10.0.2.2"),
+        "the plan names the Redfish BMC:\n{plan}"
+    );
+    let takeover = mn2.out("takeover.txt");
+    assert_eq!(rc(&mn2, "takeover.rc"), 0, "{takeover}");
+    for step in [
+        "fence-storage",
+        "fence-power",
+        "check /install",
+        "mount /install",
+    ] {
+        assert!(takeover.contains(step), "{step} missing:\n{takeover}");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !mn1.guest.qemu_exited() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        mn1.guest.qemu_exited(),
+        "mn1's QEMU is gone: the Redfish BMC powered it off\n{}",
+        redfish.log()
+    );
+    let synced = mn1
+        .guest
+        .console()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("MN1-SYNCED "))
+        .filter_map(|n| n.trim().parse::<u32>().ok())
+        .max()
+        .expect("mn1 synced lines");
+    let last: u32 = mn2
+        .out("last-line.txt")
+        .trim()
+        .strip_prefix("line ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("mn2 read: {}", mn2.out("last-line.txt")));
+    assert!(
+        last >= synced,
+        "mn2 reads line {last}; mn1 had synced line {synced}"
+    );
+    let status = mn2.out("status.txt");
+    assert!(
+        status.contains("off"),
+        "hamn status reads mn1's power through Redfish:\n{status}"
+    );
+}

@@ -246,16 +246,20 @@ fn redfish_plan(peer: &Peer, password: &str, confirm: String) -> Vec<String> {
             Some(s) => format!("the system whose Id, UUID or serial number is '{s}'"),
             None => "the only member of the Systems collection (several: refused)".into(),
         },
-        format!(
-            "hardware profile: {}",
-            b.profile.as_deref().unwrap_or(crate::profiles::GENERIC)
-        ),
+        match &b.profile {
+            Some(p) => format!("hardware profile: {p} (pinned)"),
+            None => "hardware profile: the one whose [redfish] table recognises the service \
+                     root's Vendor, Product or Oem key (else a manager's Model), else generic"
+                .into(),
+        },
         "read the system's PowerState and PowerRestorePolicy".into(),
         "set PowerRestorePolicy to AlwaysOff and read it back; a service that refuses is a \
          warning, not a failure"
             .into(),
         "if on, ComputerSystem.Reset with ResetType ForceOff (never a restart or a graceful \
-         shutdown); after an error answer, read PowerState all the same"
+         shutdown; refused unless ForceOff is among the reset types the system or its \
+         ActionInfo lists); a 202 answer's task monitor is followed until the task ends; \
+         after an error answer, read PowerState all the same"
             .into(),
         confirm,
         "delete the session".into(),

@@ -70,6 +70,10 @@ pub trait PowerControl {
     ) -> Result<PolicySupport, BmcError>;
     /// "BMC 10.0.0.1:623 (dell-idrac, cipher suite 17)", for messages.
     fn describe(&self) -> String;
+    /// The command an admin runs to set the power restore policy to "always off" by hand.
+    fn always_off_command(&self) -> String {
+        "ipmitool -I lanplus -H <BMC> -U <user> chassis policy always-off".into()
+    }
 }
 
 /// An open RMCP+ session to a peer's BMC with the hardware profile chosen for it.
@@ -337,6 +341,13 @@ impl PowerControl for AnyBmc {
         match self {
             AnyBmc::Ipmi(b) => b.describe(),
             AnyBmc::Redfish(b) => b.describe(),
+        }
+    }
+
+    fn always_off_command(&self) -> String {
+        match self {
+            AnyBmc::Ipmi(b) => b.always_off_command(),
+            AnyBmc::Redfish(b) => b.always_off_command(),
         }
     }
 }

@@ -327,12 +327,18 @@ pub struct BmcConfig {
     pub system: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BmcProtocol {
     #[default]
     Ipmi,
     Redfish,
+}
+
+impl BmcProtocol {
+    pub fn is_ipmi(&self) -> bool {
+        *self == BmcProtocol::Ipmi
+    }
 }
 
 /// Redfish's HTTPS port.

@@ -58,13 +58,12 @@ fn bmc_detail(e: &crate::bmc::BmcError) -> String {
 }
 
 /// The warning for a restore policy hamn could not make "always-off".
-fn policy_warning(node: &str, bmc: &str, why: &str) -> String {
+fn policy_warning(node: &str, bmc: &str, command: &str, why: &str) -> String {
     format!(
         "node '{node}': {why}. The fence holds now, but a power event may start the node \
          again: on {bmc} set the power restore policy (called \"Power Restore Policy\", \
          \"After Power Loss\" or \"AC Power Recovery\" in BMC web interfaces) to \
-         \"Always Off\", or run `ipmitool -I lanplus -H <BMC> -U <user> chassis policy \
-         always-off`"
+         \"Always Off\", or run `{command}`"
     )
 }
 
@@ -80,6 +79,7 @@ fn hold_off_after_power_loss(
     let left = deadline.saturating_duration_since(Instant::now());
     let limit = Instant::now() + POLICY_LIMIT.min(left / 4);
     let describe = bmc.describe();
+    let command = bmc.always_off_command();
     let report = match bmc.set_restore_policy(RestorePolicy::AlwaysOff, limit) {
         Err(e) => RestorePolicyReport {
             before: Some(before),
@@ -87,6 +87,7 @@ fn hold_off_after_power_loss(
             warning: Some(policy_warning(
                 node,
                 &describe,
+                &command,
                 &if before == RestorePolicy::AlwaysOff {
                     // A BMC without the command may report 00b without having the setting.
                     format!(
@@ -115,6 +116,7 @@ fn hold_off_after_power_loss(
                 warning: Some(policy_warning(
                     node,
                     &describe,
+                    &command,
                     &format!(
                         "the BMC accepted the power restore policy 'always-off' (it reports \
                          support for{}{}{}) but reads back '{}'",
@@ -135,6 +137,7 @@ fn hold_off_after_power_loss(
                 warning: Some(policy_warning(
                     node,
                     &describe,
+                    &command,
                     &format!(
                         "the power restore policy 'always-off' was accepted but could not be \
                          read back ({})",

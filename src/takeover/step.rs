@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::BmcProtocol;
 use crate::disks::md;
 use crate::disks::verify::ArrayPlan;
 use crate::fs::Policy;
@@ -72,6 +73,9 @@ pub enum Step {
     BmcCheck {
         peer: String,
         bmc: String,
+        /// IPMI unless said (plans journaled before Redfish have no such field).
+        #[serde(default, skip_serializing_if = "BmcProtocol::is_ipmi")]
+        protocol: BmcProtocol,
     },
     FenceStorage {
         peer: String,
@@ -82,6 +86,8 @@ pub enum Step {
     FencePower {
         peer: String,
         bmc: String,
+        #[serde(default, skip_serializing_if = "BmcProtocol::is_ipmi")]
+        protocol: BmcProtocol,
         /// The plan's NFS shares ("/install on filer:/srv/xcat"): with any, the power
         /// fence runs even after a clean giveback, which nothing can show for a share.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -258,9 +264,22 @@ impl Step {
                 }
                 v
             }
-            Step::BmcCheck { peer, bmc } => vec![format!(
+            Step::BmcCheck {
+                peer,
+                bmc,
+                protocol: BmcProtocol::Ipmi,
+            } => vec![format!(
                 "IPMI session to {bmc} ({peer}) and one power status read, changing nothing \
                  (like: ipmitool -I lanplus -H {bmc} chassis power status)"
+            )],
+            Step::BmcCheck {
+                peer,
+                bmc,
+                protocol: BmcProtocol::Redfish,
+            } => vec![format!(
+                "Redfish session to {bmc} ({peer}), its certificate checked first, and one \
+                 PowerState read, changing nothing (like: fence_redfish --ip {bmc} \
+                 --action status)"
             )],
             Step::FenceOverride { peer, statement } => vec![format!(
                 "# no power fence: the admin states that {peer} is off or disconnected \
@@ -269,13 +288,22 @@ impl Step {
             Step::FencePower {
                 peer,
                 bmc,
+                protocol,
                 shares,
                 mirrors,
             } => vec![
-                format!(
-                    "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' reads \
-                     (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis power status)"
-                ),
+                match protocol {
+                    BmcProtocol::Ipmi => format!(
+                        "IPMI chassis power down to {bmc} ({peer}), then consecutive 'off' \
+                         reads (like: ipmitool -I lanplus -H {bmc} chassis power off; chassis \
+                         power status)"
+                    ),
+                    BmcProtocol::Redfish => format!(
+                        "Redfish ComputerSystem.Reset ForceOff to {bmc} ({peer}), then \
+                         consecutive PowerState 'Off' reads (like: fence_redfish --ip {bmc} \
+                         --action off)"
+                    ),
+                },
                 if !shares.is_empty() {
                     format!(
                         "# never skipped: no reservation could show that {peer} let go of {}",

@@ -68,9 +68,45 @@ pub struct Sushy {
     /// SHA-256 of the emulator's certificate, "AB:CD:...".
     pub fingerprint: String,
     /// The servers, by system name: alive while the emulator's system is not "Off".
-    servers: Arc<Mutex<Vec<(String, Child)>>>,
+    servers: Servers,
     pub config: PathBuf,
 }
+
+/// A system's server: a process of this test (`sleep`), or one adopted (a lab guest's
+/// QEMU), which powering the system off kills.
+pub enum Server {
+    Own(Child),
+    Adopted(u32),
+}
+
+impl Server {
+    fn kill(&mut self) {
+        match self {
+            Server::Own(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Server::Adopted(pid) => {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(*pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        match self {
+            Server::Own(c) => matches!(c.try_wait(), Ok(None)),
+            Server::Adopted(pid) => std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s.rsplit_once(") ").map(|(_, r)| r.starts_with(['Z', 'X'])))
+                .is_some_and(|dead| !dead),
+        }
+    }
+}
+
+type Servers = Arc<Mutex<Vec<(String, Server)>>>;
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -85,7 +121,8 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA, and a certificate for 127.0.0.1 signed by it.
+/// A CA, and a certificate for 127.0.0.1 (and 10.0.2.2, the host's loopback as a lab
+/// guest reaches it through QEMU's user network) signed by it.
 fn certificates(dir: &Path) {
     for ca in ["ca", "other-ca"] {
         openssl(
@@ -124,7 +161,7 @@ fn certificates(dir: &Path) {
     );
     std::fs::write(
         dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n\
+        "subjectAltName=IP:127.0.0.1,IP:10.0.2.2\nbasicConstraints=critical,CA:FALSE\n\
          keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
     )
     .expect("ext.cnf");
@@ -173,7 +210,7 @@ fn free_port() -> u16 {
 
 /// Kills the server of a system once the emulator reports it "Off" (and no change
 /// pending); the emulator PUTs the whole system record on every change.
-fn listen(listener: TcpListener, servers: Arc<Mutex<Vec<(String, Child)>>>) {
+fn listen(listener: TcpListener, servers: Servers) {
     for stream in listener.incoming().flatten() {
         let mut reader = BufReader::new(stream);
         let mut length = 0usize;
@@ -201,10 +238,9 @@ fn listen(listener: TcpListener, servers: Arc<Mutex<Vec<(String, Child)>>>) {
         let off = v["power_state"] == "Off" && v["pending_power"].is_null();
         if let (true, Some(name)) = (off, v["name"].as_str()) {
             let mut list = servers.lock().expect("servers");
-            for (n, child) in list.iter_mut() {
+            for (n, server) in list.iter_mut() {
                 if n == name {
-                    let _ = child.kill();
-                    let _ = child.wait();
+                    server.kill();
                 }
             }
         }
@@ -240,7 +276,7 @@ impl Sushy {
         .expect("users");
         let listener = TcpListener::bind("127.0.0.1:0").expect("notifier");
         let notify_port = listener.local_addr().expect("addr").port();
-        let servers: Arc<Mutex<Vec<(String, Child)>>> = Arc::new(Mutex::new(Vec::new()));
+        let servers: Servers = Arc::new(Mutex::new(Vec::new()));
         let systems: Vec<String> = opts
             .systems
             .iter()
@@ -253,7 +289,7 @@ impl Sushy {
                     servers
                         .lock()
                         .expect("servers")
-                        .push((name.to_string(), child));
+                        .push((name.to_string(), Server::Own(child)));
                 }
                 format!(
                     "{{'uuid': '{uuid}', 'name': '{name}', 'power_state': '{}', \
@@ -350,7 +386,19 @@ impl Sushy {
         let mut list = self.servers.lock().expect("servers");
         list.iter_mut()
             .filter(|(n, _)| n == name)
-            .any(|(_, c)| matches!(c.try_wait(), Ok(None)))
+            .any(|(_, c)| c.alive())
+    }
+
+    /// From now on, system `name`'s server is process `pid` (a lab guest's QEMU): its
+    /// placeholder process ends, and powering the system off kills `pid`.
+    pub fn adopt_server(&self, name: &str, pid: u32) {
+        let mut list = self.servers.lock().expect("servers");
+        for (n, server) in list.iter_mut() {
+            if n == name {
+                server.kill();
+                *server = Server::Adopted(pid);
+            }
+        }
     }
 
     /// What the emulator logged (its requests, one line each).
@@ -451,9 +499,11 @@ impl Drop for Sushy {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Ok(mut list) = self.servers.lock() {
-            for (_, c) in list.iter_mut() {
-                let _ = c.kill();
-                let _ = c.wait();
+            for (_, server) in list.iter_mut() {
+                // An adopted guest belongs to the lab harness, which ends it.
+                if let Server::Own(_) = server {
+                    server.kill();
+                }
             }
         }
     }

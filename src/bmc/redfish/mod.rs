@@ -893,6 +893,14 @@ impl PowerControl for RedfishBmc {
         })
     }
 
+    fn always_off_command(&self) -> String {
+        format!(
+            "curl --cacert <CA> -u <user> -X PATCH -H 'Content-Type: application/json' -d \
+             '{{\"PowerRestorePolicy\": \"AlwaysOff\"}}' {}",
+            self.url(&self.system)
+        )
+    }
+
     fn describe(&self) -> String {
         format!(
             "Redfish {}{} ({}{} profile)",

@@ -82,6 +82,7 @@ pub fn fencing_steps(
             Method::BmcCheck => Step::BmcCheck {
                 peer: peer.name.clone(),
                 bmc: peer.bmc.address.clone(),
+                protocol: peer.bmc.protocol,
             },
             Method::Storage => Step::FenceStorage {
                 peer: peer.name.clone(),
@@ -94,6 +95,7 @@ pub fn fencing_steps(
             Method::Power => Step::FencePower {
                 peer: peer.name.clone(),
                 bmc: peer.bmc.address.clone(),
+                protocol: peer.bmc.protocol,
                 shares: cfg.map(shares).unwrap_or_default(),
                 mirrors: cfg
                     .map(|c| c.takeover.drbd.iter().map(|d| d.resource.clone()).collect())
