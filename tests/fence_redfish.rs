@@ -602,3 +602,65 @@ fn reset_types_listed_only_in_an_action_info_are_read_there_and_force_off_must_b
     assert!(proxy.state()["action_info_reads"].as_u64().unwrap_or(0) >= 1);
     assert!(!mn1.server_alive("mn1"));
 }
+
+/// The faults of the hamn tests above, as Pacemaker would meet them through fence_hamn's
+/// standard input (fence_redfish's parameters): a wrong certificate, a ForceOff that
+/// does nothing, a task that fails, and a 409 for a node already off.
+#[test]
+fn fence_hamn_meets_the_same_faults_through_standard_input() {
+    if !available() {
+        return;
+    }
+    let mn1 = Sushy::start(Options::default());
+    let stdin = |port: u16, extra: &str| {
+        format!(
+            "action=off\nprotocol=redfish\nip=127.0.0.1\nipport={port}\nusername=admin\n\
+             password={PASSWORD}\nconfig=/nonexistent/hamn.toml\npower_timeout=4\n{extra}"
+        )
+    };
+    // Another certificate than the pinned one: refused, the emulator saw no request.
+    let requests = mn1.log().lines().count();
+    let wrong = "AA:".repeat(31) + "AA";
+    let out = fence_hamn(&stdin(mn1.port, &format!("fingerprint={wrong}\n")));
+    assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("certificate was refused"),
+        "{}",
+        output(&out)
+    );
+    assert_eq!(mn1.log().lines().count(), requests, "{}", mn1.log());
+    let ca = format!("ca_file={}\n", mn1.ca.display());
+    // A ForceOff accepted while the node runs on: failed at the deadline.
+    {
+        let proxy = mn1.proxy("noop-forceoff");
+        let out = fence_hamn(&stdin(proxy.port, &ca));
+        assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+        assert!(mn1.server_alive("mn1"));
+        assert_eq!(proxy.state()["active"], 0);
+    }
+    // A reset task that ends in an Exception: failed, its message shown.
+    {
+        let proxy = mn1.proxy("task-exception");
+        let out = fence_hamn(&stdin(proxy.port, &ca));
+        assert_eq!(out.status.code(), Some(1), "{}", output(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Unable to perform the power operation"),
+            "{}",
+            output(&out)
+        );
+        assert!(mn1.server_alive("mn1"));
+    }
+    // Powered off (through the task), then asked again: the stale "On" and the 409 of
+    // a node already off end in success after reading off.
+    {
+        let _proxy = mn1.proxy("task");
+        let out =
+            fence_hamn(&stdin(_proxy.port, &ca).replace("power_timeout=4", "power_timeout=20"));
+        assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+        assert!(!mn1.server_alive("mn1"));
+    }
+    let proxy = mn1.proxy("stale-on-409");
+    let out = fence_hamn(&stdin(proxy.port, &ca));
+    assert_eq!(out.status.code(), Some(0), "{}", output(&out));
+    assert_eq!(proxy.state()["resets"], 1);
+}
