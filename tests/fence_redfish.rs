@@ -653,9 +653,9 @@ fn fence_hamn_meets_the_same_faults_through_standard_input() {
     // Powered off (through the task), then asked again: the stale "On" and the 409 of
     // a node already off end in success after reading off.
     {
-        let _proxy = mn1.proxy("task");
+        let proxy = mn1.proxy("task");
         let out =
-            fence_hamn(&stdin(_proxy.port, &ca).replace("power_timeout=4", "power_timeout=20"));
+            fence_hamn(&stdin(proxy.port, &ca).replace("power_timeout=4", "power_timeout=20"));
         assert_eq!(out.status.code(), Some(0), "{}", output(&out));
         assert!(!mn1.server_alive("mn1"));
     }
