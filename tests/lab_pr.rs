@@ -142,12 +142,61 @@ sg_persist --in -r -d /dev/$first
 {
 # The failed node, back, sees the standby as the holder on both paths.
 hamn --json pr status $map > /out/status3.json
+hamn pr status $map > /out/named.txt
 if write $map; then echo "MN1 COULD STILL WRITE"; exit 1; fi
 dmesg | grep -i "reservation conflict" | tail -2 || true
+# A new user on a node without hamn.toml: the read-only status still works.
+rm /etc/hamn/hamn.toml
+name=$(multipath -ll | awk '/ dm-/ {print $1; exit}')
+hamn pr status /dev/mapper/$name > /out/noconf.txt
+hamn --json pr status /dev/mapper/$name > /out/noconf.json
+sg_persist --in -k -d /dev/$first > /out/sg-keys.txt
+sg_persist --in -r -d /dev/$first > /out/sg-res.txt
 } > /out/log.txt 2>&1
 "#,
     ));
     check(&back);
+    // With hamn.toml, keys are named by their node.
+    assert!(
+        back.out("named.txt")
+            .contains(&format!("{mn2_key} (mn1's peer mn2)"))
+            || back.out("named.txt").contains(&format!("{mn2_key} (mn2)")),
+        "{target}: {}",
+        back.out("named.txt")
+    );
+    // Without it, the keys as read, agreeing with sg_persist.
+    let noconf: serde_json::Value = serde_json::from_str(&back.out("noconf.json")).expect("json");
+    assert!(noconf["own_key"].is_null(), "{noconf}");
+    let hex = |t: &str| u64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok();
+    let sg_keys: std::collections::BTreeSet<u64> = back
+        .out("sg-keys.txt")
+        .lines()
+        .filter(|l| l.trim().starts_with("0x"))
+        .filter_map(hex)
+        .collect();
+    let sg_holder = back
+        .out("sg-res.txt")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Key=").and_then(hex));
+    let path0 = &noconf["luns"][0]["paths"][0];
+    let hamn_keys: std::collections::BTreeSet<u64> = path0["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter_map(|k| k.as_str().and_then(hex))
+        .collect();
+    assert_eq!(hamn_keys, sg_keys, "{target}: {}", back.out("sg-keys.txt"));
+    assert_eq!(
+        path0["holder"].as_str().and_then(hex),
+        sg_holder,
+        "{target}: {}",
+        back.out("sg-res.txt")
+    );
+    assert!(
+        back.out("noconf.txt").contains("no hamn.toml"),
+        "{target}: {}",
+        back.out("noconf.txt")
+    );
     let s3: serde_json::Value = serde_json::from_str(&back.out("status3.json")).expect("json");
     for p in s3["luns"][0]["paths"].as_array().expect("paths") {
         assert_eq!(

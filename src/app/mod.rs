@@ -384,6 +384,9 @@ fn disks_cmd(args: &crate::cli::DisksArgs) -> Result<Report, CommandError> {
 fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandError> {
     use crate::cli::PrAction;
     use crate::scsi::reserve::{self, Lun, LunReport};
+    if let PrAction::Status(target) = action {
+        return pr_status_cmd(cli, target);
+    }
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     let inv = crate::disks::inventory()?;
     let own = crate::scsi::pr::Key(cfg.own_key());
@@ -524,8 +527,94 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
     if !took.is_empty() || !left.is_empty() {
         crate::takeover::held::Held::update(&held_path, &took, &left)?;
     }
+    let names = key_names(Some(&cfg));
+    let human = render_pr(&reports, &errors, &names);
+    let failed_paths = reports
+        .iter()
+        .flat_map(|r| &r.paths)
+        .any(|p| p.error.is_some());
+    // Any path that failed, even to be read, fails the command: partial is failure.
+    let ok = errors.is_empty() && !failed_paths;
+    Ok(Report {
+        human: human.trim_end().to_string(),
+        json: json!({"own_key": format!("0x{:016x}", own.0), "luns": reports, "errors": errors,
+                     "nodes": names}),
+        exit: if ok { EXIT_OK } else { EXIT_FAILED },
+    })
+}
+
+/// `hamn pr status`: reading only, so hamn.toml is optional. Without it every multipath
+/// map is shown (or the one named), and keys as they are; with it, the configured shared
+/// LUNs, and each key known to the configuration named by its node.
+fn pr_status_cmd(cli: &Cli, target: &crate::cli::PrTarget) -> Result<Report, CommandError> {
+    use crate::scsi::reserve;
+    let cfg = moved::optional_config(cli)?;
+    let inv = crate::disks::inventory()?;
+    let luns = match &target.device {
+        Some(d) => vec![crate::disks::luns::resolve(d, &inv)?],
+        None => crate::disks::luns::shared_luns(
+            &inv,
+            cfg.as_ref()
+                .map(|c| c.storage.shared.as_slice())
+                .unwrap_or(&[]),
+        )?,
+    };
+    let mut reports = Vec::new();
+    let mut errors = Vec::new();
+    for lun in &luns {
+        match reserve::status(lun) {
+            Ok(r) => reports.push(r),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    let names = key_names(cfg.as_ref());
+    let mut human = render_pr(&reports, &errors, &names);
+    if cfg.is_none() {
+        human.push_str(
+            "\n(no hamn.toml: keys are shown as read; with one, each key is named by its node)",
+        );
+    }
+    let failed_paths = reports
+        .iter()
+        .flat_map(|r| &r.paths)
+        .any(|p| p.error.is_some());
+    let ok = errors.is_empty() && !failed_paths;
+    Ok(Report {
+        human: human.trim_end().to_string(),
+        json: json!({
+            "own_key": cfg.as_ref().map(|c| reserve::key_text(crate::scsi::pr::Key(c.own_key()))),
+            "luns": reports, "errors": errors, "nodes": names}),
+        exit: if ok { EXIT_OK } else { EXIT_FAILED },
+    })
+}
+
+/// Key (as `reserve::key_text` writes it) -> "node" or "node (this node)", from hamn.toml.
+fn key_names(cfg: Option<&Config>) -> std::collections::BTreeMap<String, String> {
+    use crate::scsi::{pr::Key, reserve::key_text};
+    let mut names = std::collections::BTreeMap::new();
+    if let Some(c) = cfg {
+        for p in c.peers.values() {
+            names.insert(key_text(Key(p.pr_key())), p.name.clone());
+        }
+        names.insert(
+            key_text(Key(c.own_key())),
+            format!("{} (this node)", c.node),
+        );
+    }
+    names
+}
+
+fn render_pr(
+    reports: &[crate::scsi::reserve::LunReport],
+    errors: &[String],
+    names: &std::collections::BTreeMap<String, String>,
+) -> String {
+    let named = |k: &str| match names.get(k) {
+        Some(n) => format!("{k} ({n})"),
+        None => k.to_string(),
+    };
     let mut human = String::new();
-    for r in &reports {
+    for r in reports {
         human.push_str(&format!(
             "{} (wwid {})\n",
             r.lun,
@@ -536,8 +625,12 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
                 (Some(e), _) => format!("FAILED: {e}"),
                 (None, true) if !p.keys.is_empty() || p.holder.is_some() => format!(
                     "keys [{}]  holder {}{}",
-                    p.keys.join(", "),
-                    p.holder.as_deref().unwrap_or("none"),
+                    p.keys
+                        .iter()
+                        .map(|k| named(k))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    p.holder.as_deref().map_or("none".to_string(), named),
                     p.reservation_type
                         .as_deref()
                         .map(|t| format!(" ({t})"))
@@ -550,7 +643,7 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             for reg in &p.registrants {
                 human.push_str(&format!(
                     "             {} registered by {}{}\n",
-                    reg.key,
+                    named(&reg.key),
                     reg.initiator.as_deref().unwrap_or("?"),
                     if reg.holder { " (holder)" } else { "" }
                 ));
@@ -560,18 +653,8 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
             human.push_str(&format!("  note: {n}\n"));
         }
     }
-    for e in &errors {
+    for e in errors {
         human.push_str(&format!("error: {e}\n"));
     }
-    let failed_paths = reports
-        .iter()
-        .flat_map(|r| &r.paths)
-        .any(|p| p.error.is_some());
-    // Any path that failed, even to be read, fails the command: partial is failure.
-    let ok = errors.is_empty() && !failed_paths;
-    Ok(Report {
-        human: human.trim_end().to_string(),
-        json: json!({"own_key": format!("0x{:016x}", own.0), "luns": reports, "errors": errors}),
-        exit: if ok { EXIT_OK } else { EXIT_FAILED },
-    })
+    human
 }
