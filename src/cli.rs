@@ -71,6 +71,18 @@ pub enum Command {
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
     #[command(name = "fence-agent")]
     FenceAgent(AgentArgs),
+    /// Print the shell completion script for bash or zsh (scripts/install installs both)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1119,6 +1119,24 @@ fn the_readme_install_command_puts_the_pages_where_man_finds_them() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // The completions, where bash-completion and zsh look for them.
+    let bash = prefix.join("share/bash-completion/completions/hamn");
+    assert_eq!(
+        completes(&bash, "hamn ta"),
+        vec!["takeover".to_string()],
+        "the installed bash completion"
+    );
+    let zsh = ["vendor-completions", "site-functions"]
+        .iter()
+        .map(|d| prefix.join("share/zsh").join(d).join("_hamn"))
+        .find(|p| p.is_file())
+        .expect("the zsh completion is installed");
+    let text = std::fs::read_to_string(zsh).expect("read _hamn");
+    assert!(
+        text.starts_with("#compdef hamn"),
+        "{}",
+        &text[..80.min(text.len())]
+    );
     let manpath = prefix.join("share/man");
     for page in pages_on_disk() {
         let file = page
@@ -1220,4 +1238,71 @@ fn the_roff_reader_understands_the_macros_it_relies_on() {
     // In section 5 an .EX block is a file, whose # lines are comments.
     let (found, problems) = example_commands("x.5", ".EX\n# hamn takeover\nhamn = 1\n.EE\n");
     assert!(found.is_empty() && problems.is_empty());
+}
+
+/// What bash offers for the last word of `line`, with `script` loaded as bash-completion
+/// loads it.
+fn completes(script: &Path, line: &str) -> Vec<String> {
+    let words: Vec<&str> = line.split(' ').collect();
+    let program = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE='{line}'\nCOMP_POINT={}\n\
+         _hamn hamn '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script.display(),
+        words
+            .iter()
+            .map(|w| format!("'{w}'"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        words.len() - 1,
+        line.len(),
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = Process::new("bash")
+        .args(["-c", &program])
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The completion script is made from the command tree these pages are checked against:
+/// every command, and each command's options, complete.
+#[test]
+fn bash_completes_every_command_and_the_options_of_a_command() {
+    let tmp = tempfile::tempdir().expect("temporary directory");
+    let script = tmp.path().join("hamn");
+    let out = Process::new(env!("CARGO_BIN_EXE_hamn"))
+        .args(["completions", "bash"])
+        .output()
+        .expect("hamn runs");
+    assert!(out.status.success());
+    std::fs::write(&script, &out.stdout).expect("write");
+    let offered = completes(&script, "hamn ");
+    for sub in cli().get_subcommands().filter(|s| s.get_name() != "help") {
+        assert!(
+            offered.iter().any(|o| o == sub.get_name()),
+            "{} not offered: {offered:?}",
+            sub.get_name()
+        );
+    }
+    let options = completes(&script, "hamn takeover --");
+    // Every long option of the command (short ones are completed by their long form).
+    for opt in own_options(
+        &["takeover".to_string()],
+        &cli().find_subcommand("takeover").expect("takeover").clone(),
+    )
+    .into_iter()
+    .filter(|o| o.starts_with("--"))
+    {
+        assert!(options.contains(&opt), "{opt} not offered: {options:?}");
+    }
 }

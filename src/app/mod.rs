@@ -100,12 +100,34 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
         Command::Profiles => profiles_cmd(),
         Command::FenceAgent(args) => agent::run(cli, args).map_err(Into::into),
         Command::Drbd { action } => drbd::drbd_cmd(cli, action),
+        Command::Completions { shell } => Ok(completions(*shell)),
     }
 }
 
 fn load(cli: &Cli) -> Result<(Config, Profiles), CommandError> {
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     Ok((cfg, Profiles::load()?))
+}
+
+/// The completion script, generated from the same clap tree the man page test checks.
+fn completions(shell: crate::cli::CompletionShell) -> Report {
+    use clap::CommandFactory;
+    let mut out = Vec::new();
+    let mut cmd = Cli::command();
+    match shell {
+        crate::cli::CompletionShell::Bash => {
+            clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "hamn", &mut out)
+        }
+        crate::cli::CompletionShell::Zsh => {
+            clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "hamn", &mut out)
+        }
+    }
+    let script = String::from_utf8_lossy(&out).into_owned();
+    Report {
+        json: json!({ "script": script }),
+        human: script,
+        exit: EXIT_OK,
+    }
 }
 
 fn timeout_arg(t: Option<f64>) -> Result<Option<Duration>, CommandError> {
