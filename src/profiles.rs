@@ -558,6 +558,49 @@ mod tests {
         assert!(p.match_manager_models());
     }
 
+    /// Every fact's source is one a user can follow: an address, a public repository
+    /// (owner/name@commit-or-tag:path), a file of this project (a lab test), or
+    /// "unverified"; never a path outside the project.
+    #[test]
+    fn every_quirk_cites_a_source_a_user_can_follow() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let repo = |s: &str| {
+            s.split_once('@').is_some_and(|(owner_name, rest)| {
+                owner_name.split('/').count() == 2 && rest.contains(':')
+            })
+        };
+        let project_file = |s: &str| {
+            s.split([' ', ',', ';', '(', ')'])
+                .filter(|w| {
+                    w.starts_with("tests/") || w.starts_with("bench/") || w.starts_with("src/")
+                })
+                .any(|w| root.join(w).exists())
+        };
+        let all = BUILTIN_BMC_PROFILES
+            .iter()
+            .chain(BUILTIN_STORAGE_PROFILES.iter());
+        for (path, text) in all {
+            assert!(
+                !text.contains("/work/") && !text.contains("../shared"),
+                "{path} cites a file outside the project"
+            );
+            let v: toml::Value = toml::from_str(text).expect("toml");
+            for q in v
+                .get("quirks")
+                .and_then(|q| q.as_array())
+                .into_iter()
+                .flatten()
+            {
+                let source = q["source"].as_str().unwrap_or_default();
+                let ok = source == "unverified"
+                    || source.split("; ").all(|part| {
+                        part.starts_with("https://") || repo(part) || project_file(part)
+                    });
+                assert!(ok, "{path}: quirk {} cites '{source}'", q["id"]);
+            }
+        }
+    }
+
     #[test]
     fn a_profile_offering_suite_zero_is_refused() {
         let text = r#"name = "x"
