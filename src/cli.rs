@@ -71,12 +71,20 @@ pub enum Command {
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
     #[command(name = "fence-agent")]
     FenceAgent(AgentArgs),
+    /// List the records of past takeovers, givebacks, fences and overrides, or show one
+    History(HistoryArgs),
     /// Print the shell completion script for bash or zsh (scripts/install installs both)
     Completions {
         /// The shell
         #[arg(value_enum)]
         shell: CompletionShell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// A record's id (as listed) to show whole: plan, steps, keys before and after, BMC answers, checks
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -14,6 +14,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod app;
+pub mod audit;
 pub mod bmc;
 pub mod cli;
 pub mod config;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 /// Lower number = lower layer. A module not listed fails the test: say where it belongs.
 fn layer(module: &str) -> Option<(u8, &'static str)> {
     Some(match module {
-        "config" | "profiles" | "secret" | "exec" | "mountinfo" | "uncached" | "lun"
+        "config" | "profiles" | "secret" | "exec" | "mountinfo" | "uncached" | "lun" | "audit"
         | "fence::proof" => (0, "ground"),
         "bmc" | "scsi" | "disks" | "fs" | "svc" | "net" | "drbd" | "md" => (1, "adapter"),
         "fence" => (2, "fencing"),

@@ -1215,10 +1215,25 @@ set +e
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
 hamn pr unfence --all-shared > /out/unfence.txt 2>&1 || exit 10
 udevadm trigger --action=change --subsystem-match=block && udevadm settle
+# The system log the takeover records in (busybox syslogd on /dev/log).
+syslogd -n -O /out/syslog.txt &
+sleep 0.3
 hamn takeover --dry-run > /out/plan.txt 2>&1
 hamn takeover > /out/takeover.txt 2>&1; echo $? > /out/takeover.rc
 tail -1 /install/synced > /out/last-line.txt 2>&1
 hamn status > /out/status.txt 2>&1
+for p in $(ls /sys/block/$map/slaves); do
+    sg_persist --in -k -d /dev/$p > /out/sg-keys-$p.txt 2>&1
+    sg_persist --in -r -d /dev/$p > /out/sg-res-$p.txt 2>&1
+done
+ls /sys/block/$map/slaves > /out/paths.txt
+ls /var/lib/hamn/evidence > /out/evidence-1.txt
+cp /var/lib/hamn/evidence/*.json /out/evidence.json
+# A second run (all in place) adds a second record; the first stays as it was.
+hamn takeover > /out/takeover-2.txt 2>&1; echo $? > /out/takeover-2.rc
+ls /var/lib/hamn/evidence > /out/evidence-2.txt
+hamn --json history > /out/history.json 2> /out/history.err
+sleep 0.3
 exit 0
 "#;
 
@@ -1313,5 +1328,111 @@ fn the_standby_fences_the_writing_primary_through_its_redfish_bmc_and_takes_over
     assert!(
         status.contains("off"),
         "hamn status reads mn1's power through Redfish:\n{status}"
+    );
+
+    // The record: one evidence file, with the keys before (mn1's, mn1 holding) and after
+    // (mn2's alone) on every path, as sg_persist reads them after; a line in the log.
+    let first: Vec<String> = mn2
+        .out("evidence-1.txt")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(first.len(), 1, "one evidence file: {first:?}");
+    let ev: serde_json::Value =
+        serde_json::from_str(&mn2.out("evidence.json")).expect("evidence JSON");
+    assert_eq!(ev["command"], "takeover");
+    assert_eq!(ev["result"], "succeeded");
+    assert_eq!(ev["actor"]["user"], "root");
+    assert!(ev["plan"].as_array().is_some_and(|p| !p.is_empty()), "{ev}");
+    let step_names: Vec<&str> = ev["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter_map(|s| s["step"].as_str())
+        .collect();
+    assert!(step_names.contains(&"fence-power"), "{step_names:?}");
+    assert!(
+        ev["bmc"][0]["proof"]["method"]["bmc"]
+            .as_str()
+            .is_some_and(|b| b.contains("Redfish")),
+        "{}",
+        ev["bmc"]
+    );
+    assert!(
+        ev["checks"][0]["check"]["steps"].is_array(),
+        "{}",
+        ev["checks"]
+    );
+    let hex = |t: &str| u64::from_str_radix(t.trim().trim_start_matches("0x"), 16).ok();
+    let keys_of = |report: &serde_json::Value,
+                   path: &str|
+     -> (std::collections::BTreeSet<u64>, Option<u64>) {
+        let p = report[0]["paths"]
+            .as_array()
+            .expect("paths")
+            .iter()
+            .find(|p| p["path"].as_str() == Some(&format!("/dev/{path}")))
+            .unwrap_or_else(|| panic!("path {path} in {report}"));
+        (
+            p["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .filter_map(|k| k.as_str().and_then(hex))
+                .collect(),
+            p["holder"].as_str().and_then(hex),
+        )
+    };
+    let paths = mn2.out("paths.txt");
+    let paths: Vec<&str> = paths.split_whitespace().collect();
+    assert_eq!(paths.len(), 2, "{paths:?}");
+    for p in &paths {
+        let sg_keys: std::collections::BTreeSet<u64> = mn2
+            .out(&format!("sg-keys-{p}.txt"))
+            .lines()
+            .filter(|l| l.trim().starts_with("0x"))
+            .filter_map(hex)
+            .collect();
+        let sg_holder = mn2
+            .out(&format!("sg-res-{p}.txt"))
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Key=").and_then(hex));
+        let (after, holder_after) = keys_of(&ev["reservations_after"], p);
+        assert_eq!(after, sg_keys, "keys after on {p}");
+        assert_eq!(holder_after, sg_holder, "holder after on {p}");
+        let (before, holder_before) = keys_of(&ev["reservations_before"], p);
+        assert_ne!(holder_before, holder_after, "the holder changed on {p}");
+        assert!(
+            holder_before.is_some_and(|h| before.contains(&h)),
+            "{before:?}"
+        );
+    }
+    let syslog = mn2.out("syslog.txt");
+    assert!(
+        syslog.contains("hamn")
+            && syslog.contains("takeover of mn1 on mn2 by root")
+            && syslog.contains(&first[0]),
+        "the system log names the run and its evidence:\n{syslog}"
+    );
+    // A second run: a second file, the first unchanged; history lists both.
+    assert_eq!(
+        rc(&mn2, "takeover-2.rc"),
+        0,
+        "{}",
+        mn2.out("takeover-2.txt")
+    );
+    let second: Vec<String> = mn2
+        .out("evidence-2.txt")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(second.len(), 2, "{second:?}");
+    assert!(second.contains(&first[0]));
+    let history: serde_json::Value =
+        serde_json::from_str(&mn2.out("history.json")).expect("history JSON");
+    assert_eq!(
+        history["records"].as_array().map(Vec::len),
+        Some(2),
+        "{history}"
     );
 }

@@ -19,7 +19,7 @@ use crate::bmc::lanplus::Backoff;
 use crate::bmc::{AnyBmc, ChassisAction, PowerControl, PowerState};
 use crate::cli::{AgentArgs, Cli};
 use crate::config::{BmcConfig, Config, ConfigError, PasswordSource, Peer, SuiteSetting};
-use crate::fence::{fence_peer, profile_before_contact};
+use crate::fence::profile_before_contact;
 use crate::profiles::Profiles;
 use crate::secret::Secret;
 
@@ -758,12 +758,26 @@ fn execute(inputs: &Inputs) -> Result<Report, AgentError> {
     }
     match action.as_str() {
         "off" => {
-            let done = fence_peer(&peer, &profiles, timeout).map_err(CommandError::from)?;
+            let done = super::fence_recorded(
+                "fence-agent off",
+                config.as_ref(),
+                &peer,
+                &profiles,
+                timeout,
+            )
+            .map_err(CommandError::from)?;
             let json = serde_json::to_value(&done).unwrap_or_default();
             Ok(report(off_line(&done.proof), EXIT_OK, json))
         }
         "reboot" => {
-            let done = fence_peer(&peer, &profiles, timeout).map_err(CommandError::from)?;
+            let done = super::fence_recorded(
+                "fence-agent reboot",
+                config.as_ref(),
+                &peer,
+                &profiles,
+                timeout,
+            )
+            .map_err(CommandError::from)?;
             let json = serde_json::to_value(&done).unwrap_or_default();
             // FenceAgentAPI: the reboot succeeded once the node is confirmed off; a
             // failure to power it on again is reported but does not undo the fencing.

@@ -118,7 +118,7 @@ fn fence_peer(cli: &Cli, standby_delay: Option<f64>) -> Result<Report, CommandEr
         );
         std::thread::sleep(wait);
     }
-    let done = crate::fence::fence_peer(peer, &profiles, None)?;
+    let done = super::fence_recorded("drbd fence-peer", Some(&cfg), peer, &profiles, None)?;
     let how = done.proof.method().summary();
     tracing::info!(
         "{}: fenced for DRBD resource {resource} ({how}); DRBD may resume I/O",

@@ -60,6 +60,8 @@ pub enum CommandError {
     Giveback(#[from] crate::takeover::giveback::GivebackPlanError),
     #[error("invalid --timeout {0}: give a positive number of seconds")]
     Timeout(f64),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
 }
 
 impl CommandError {
@@ -101,12 +103,57 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
         Command::FenceAgent(args) => agent::run(cli, args).map_err(Into::into),
         Command::Drbd { action } => drbd::drbd_cmd(cli, action),
         Command::Completions { shell } => Ok(completions(*shell)),
+        Command::History(args) => history_cmd(cli, args),
     }
 }
 
 fn load(cli: &Cli) -> Result<(Config, Profiles), CommandError> {
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     Ok((cfg, Profiles::load()?))
+}
+
+/// `hamn history`: the evidence records of this node, oldest first, or one whole.
+fn history_cmd(cli: &Cli, args: &crate::cli::HistoryArgs) -> Result<Report, CommandError> {
+    let cfg = moved::optional_config(cli)?;
+    let dir = evidence_dir(cfg.as_ref());
+    if let Some(id) = &args.id {
+        let v = crate::audit::show(&dir, id)?;
+        return Ok(Report {
+            human: serde_json::to_string_pretty(&v).unwrap_or_default(),
+            json: v,
+            exit: EXIT_OK,
+        });
+    }
+    let list = crate::audit::list(&dir)?;
+    let human = if list.is_empty() {
+        format!("no records in {}", dir.display())
+    } else {
+        list.iter()
+            .map(|r| {
+                format!(
+                    "{}  {:<24} {} -> {}  {}  by {}{}\n    {}",
+                    r.when,
+                    r.command,
+                    r.node,
+                    r.peer,
+                    r.result,
+                    r.user,
+                    if r.proof.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {}", r.proof)
+                    },
+                    r.id
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    Ok(Report {
+        human,
+        json: json!({"dir": dir, "records": list}),
+        exit: EXIT_OK,
+    })
 }
 
 /// The completion script, generated from the same clap tree the man page test checks.
@@ -138,6 +185,66 @@ fn timeout_arg(t: Option<f64>) -> Result<Option<Duration>, CommandError> {
     }
 }
 
+/// Where this node keeps its evidence files: beside the takeover journal.
+pub(crate) fn evidence_dir(cfg: Option<&Config>) -> std::path::PathBuf {
+    crate::takeover::run::Context::journal_path(cfg)
+        .parent()
+        .map_or_else(
+            || std::path::PathBuf::from(crate::audit::DEFAULT_DIR),
+            |d| d.join("evidence"),
+        )
+}
+
+fn this_node(cfg: Option<&Config>) -> String {
+    cfg.map(|c| c.node.clone())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// `fence::fence_peer`, recorded: an evidence file and a system log line, whatever the
+/// result (`audit`).
+pub(crate) fn fence_recorded(
+    command: &str,
+    cfg: Option<&Config>,
+    peer: &Peer,
+    profiles: &Profiles,
+    timeout: Option<Duration>,
+) -> Result<fence::PowerFenced, FenceError> {
+    let mut ev = crate::audit::Evidence::start(command, &this_node(cfg), &peer.name);
+    let result = fence::fence_peer(peer, profiles, timeout);
+    let end = match &result {
+        Ok(done) => {
+            ev.proof = done.proof.method().summary();
+            ev.bmc.push(serde_json::to_value(done).unwrap_or_default());
+            crate::audit::Result::Succeeded
+        }
+        Err(e) => {
+            ev.error = Some(e.to_string());
+            crate::audit::Result::Failed
+        }
+    };
+    ev.finish(end, &evidence_dir(cfg));
+    result
+}
+
+/// The admin's word in place of a fence, recorded as such.
+pub(crate) fn override_recorded(
+    command: &str,
+    cfg: Option<&Config>,
+    node: &str,
+    statement: &str,
+) -> crate::fence::Fenced {
+    let proof = fence::admin_override(node, statement);
+    let mut ev = crate::audit::Evidence::start(command, &this_node(cfg), node);
+    ev.proof = proof.method().summary();
+    ev.finish(crate::audit::Result::Succeeded, &evidence_dir(cfg));
+    proof
+}
+
 fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     let timeout = timeout_arg(args.timeout)?;
     let (cfg, profiles) = load(cli)?;
@@ -145,7 +252,7 @@ fn fence_cmd(cli: &Cli, args: &FenceArgs) -> Result<Report, CommandError> {
     if args.dry_run {
         return fence_plan(peer, &profiles, timeout);
     }
-    let done = fence::fence_peer(peer, &profiles, timeout)?;
+    let done = fence_recorded("fence", Some(&cfg), peer, &profiles, timeout)?;
     let json = serde_json::to_value(&done).unwrap_or_default();
     let how = done.proof.method().summary();
     let policy = match &done.restore_policy {
@@ -443,10 +550,15 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
                 format!("holder of key {}", p.victim_key.clone().unwrap_or_default())
             });
             let fenced = if p.i_know_the_peer_is_off {
-                fence::admin_override(&node, "--i-know-the-peer-is-off given to hamn pr preempt")
+                override_recorded(
+                    "pr preempt (override)",
+                    Some(&cfg),
+                    &node,
+                    "--i-know-the-peer-is-off given to hamn pr preempt",
+                )
             } else if let Some(peer) = victim_peer {
                 let profiles = Profiles::load()?;
-                fence::fence_peer(peer, &profiles, None)?.proof
+                fence_recorded("pr preempt (fence)", Some(&cfg), peer, &profiles, None)?.proof
             } else {
                 return Err(CommandError::Usage(format!(
                     "refusing to preempt key {victim_key} without a fencing proof: name the node with --victim NODE so hamn fences it through its BMC first, or, if you have confirmed it is off or disconnected, add --i-know-the-peer-is-off (logged)"
@@ -461,12 +573,21 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
         PrAction::Clear(c) => {
             let peer = crate::takeover::flows::san::peer(&cfg, c.peer.as_deref())?;
             let fenced = if c.i_know_the_peer_is_off {
-                fence::admin_override(
+                override_recorded(
+                    "pr clear (override)",
+                    Some(&cfg),
                     &peer.name,
                     "--i-know-the-peer-is-off given to hamn pr clear",
                 )
             } else {
-                fence::fence_peer(peer, &Profiles::load()?, None)?.proof
+                fence_recorded(
+                    "pr clear (fence)",
+                    Some(&cfg),
+                    peer,
+                    &Profiles::load()?,
+                    None,
+                )?
+                .proof
             };
             Some((fenced, peer.name.clone()))
         }

@@ -67,6 +67,9 @@ fn summary(what: &str, outcome: &RunOutcome) -> String {
             outcome.rechecked.join(", ")
         ));
     }
+    if let Some(f) = &outcome.evidence {
+        s.push_str(&format!("\nevidence: {}", f.display()));
+    }
     s
 }
 

@@ -54,6 +54,9 @@ pub struct Step {
     pub in_process: bool,
     pub meaning: String,
     pub seconds: f64,
+    /// What the program said (the lines worth keeping), for the evidence record.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 /// Proof that `check` passed for this device. Only this module creates it.
@@ -385,6 +388,8 @@ fn relevant_lines(output: &str, max: usize) -> Vec<String> {
 }
 
 const SAID_LINES: usize = 10;
+/// Lines of a checker's output kept in its record (and so in the evidence file).
+const KEPT_LINES: usize = 40;
 
 /// The record of a check in progress.
 struct Record<'a> {
@@ -402,6 +407,7 @@ impl Record<'_> {
             in_process: ran.in_process,
             meaning: meaning.to_string(),
             seconds: ran.seconds,
+            output: relevant_lines(&ran.output, KEPT_LINES),
         });
     }
 

@@ -23,6 +23,7 @@ use tracing::{debug, info_span};
 use super::events::{Event, Outcome};
 use super::journal::{self, Journal, State};
 use super::step::{Device, Filesystem, Step, resolve_spec};
+use crate::audit;
 use crate::config::{Config, Peer};
 use crate::disks::manifest::same_uuid;
 use crate::disks::md;
@@ -199,11 +200,15 @@ pub struct RunOutcome {
     pub resumed: bool,
     /// Steps an earlier, interrupted run had done, found in place again.
     pub rechecked: Vec<String>,
+    /// This run's evidence file (None if it could not be written; a warning said why).
+    pub evidence: Option<PathBuf>,
 }
 
 /// The executor's memory within one run.
 struct Run<'a> {
     ctx: &'a Context<'a>,
+    /// The evidence of this run (audit): what the steps saw, kept as they go.
+    ev: &'a mut audit::Evidence,
     journal: Journal,
     proofs: Vec<Fenced>,
     /// Filesystems checked in this run, by step name.
@@ -225,11 +230,82 @@ struct Run<'a> {
     announcer: Option<crate::net::Announcer>,
 }
 
-/// Run the plan. `progress` sees every event as it happens.
+/// Run the plan. `progress` sees every event as it happens. Every run, whatever its end,
+/// leaves one evidence file beside the journal and one line in the system log (`audit`).
 pub fn run(
     ctx: &Context,
     steps: &[Step],
     progress: &mut dyn FnMut(&Event),
+) -> Result<RunOutcome, EngineError> {
+    let command = match ctx.flow {
+        Flow::San => "takeover",
+        Flow::MovedDisks => "takeover (moved disks)",
+        Flow::Giveback => "giveback",
+    };
+    let node = ctx
+        .cfg
+        .map(|c| c.node.clone())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let mut ev = audit::Evidence::start(command, &node, &ctx.peer);
+    for (i, s) in steps.iter().enumerate() {
+        ev.plan.push(format!("{}. {}", i + 1, s.id()));
+        ev.plan
+            .extend(s.commands().into_iter().map(|c| format!("     {c}")));
+    }
+    let luns: Vec<reserve::Lun> = steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::FenceStorage { luns, .. } => Some(luns.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let result = run_steps(ctx, steps, progress, &mut ev);
+    if !luns.is_empty() {
+        ev.reservations_after = reservations(&luns);
+    }
+    let end = match &result {
+        Ok(_) => audit::Result::Succeeded,
+        Err(EngineError::Interrupted { .. }) => audit::Result::Interrupted,
+        Err(_) if !ev.steps.iter().any(|s| s["outcome"] != "failed") => audit::Result::Refused,
+        Err(_) => audit::Result::Failed,
+    };
+    if let Err(e) = &result {
+        ev.error = Some(e.to_string());
+    }
+    let dir = ctx
+        .journal
+        .parent()
+        .map_or_else(|| PathBuf::from(audit::DEFAULT_DIR), |d| d.join("evidence"));
+    let file = ev.finish(end, &dir);
+    result.map(|mut o| {
+        o.evidence = file;
+        o
+    })
+}
+
+/// Keys and holder on every path of each LUN, as the evidence keeps them.
+fn reservations(luns: &[reserve::Lun]) -> serde_json::Value {
+    serde_json::Value::Array(
+        luns.iter()
+            .map(|l| match reserve::status(l) {
+                Ok(r) => serde_json::to_value(r).unwrap_or_default(),
+                Err(e) => serde_json::json!({"lun": l.name, "error": e.to_string()}),
+            })
+            .collect(),
+    )
+}
+
+fn run_steps(
+    ctx: &Context,
+    steps: &[Step],
+    progress: &mut dyn FnMut(&Event),
+    ev: &mut audit::Evidence,
 ) -> Result<RunOutcome, EngineError> {
     let flow = ctx.flow.name();
     // Before anything is read or written: a second run refuses here, naming the first.
@@ -248,6 +324,7 @@ pub fn run(
     }
     let mut r = Run {
         ctx,
+        ev,
         journal,
         proofs: Vec::new(),
         checked: BTreeMap::new(),
@@ -302,6 +379,11 @@ pub fn run(
                 r.start_probe(step, ip)?;
             }
         }
+        if let Step::FenceStorage { luns, .. } = step
+            && r.ev.reservations_before.is_null()
+        {
+            r.ev.reservations_before = reservations(luns);
+        }
         r.journal.record(&id, State::Started, "")?;
         let result = r.step(step);
         // Whatever the step made of its stopped command, the run stops here, journaled.
@@ -329,6 +411,8 @@ pub fn run(
                     seconds: t.elapsed().as_secs_f64(),
                 };
                 progress(&e);
+                r.ev.steps
+                    .push(serde_json::to_value(&e).unwrap_or_default());
                 events.push(e);
             }
             // A failed check does not stop the other checks: the admin sees every
@@ -342,11 +426,16 @@ pub fn run(
                     seconds: t.elapsed().as_secs_f64(),
                 };
                 progress(&e);
+                r.ev.steps
+                    .push(serde_json::to_value(&e).unwrap_or_default());
                 events.push(e);
                 r.failures.push(msg);
             }
             Err(Failure::Stop(err)) => {
                 r.journal.record(&id, State::Failed, &err.to_string())?;
+                r.ev.steps.push(serde_json::json!({
+                    "step": id, "outcome": "failed", "detail": err.to_string(),
+                    "seconds": t.elapsed().as_secs_f64()}));
                 return Err(err);
             }
         }
@@ -372,6 +461,7 @@ pub fn run(
         journal: ctx.journal.clone(),
         resumed,
         rechecked,
+        evidence: None,
     })
 }
 
@@ -419,6 +509,17 @@ impl<E: Into<EngineError>> From<E> for Failure {
 type StepResult = Result<(Outcome, String), Failure>;
 
 impl Run<'_> {
+    /// Keep a proof for the gates, and its summary for the evidence.
+    fn prove(&mut self, proof: Fenced) {
+        let line = format!("{}: {}", proof.node(), proof.method().summary());
+        self.ev.proof = if self.ev.proof.is_empty() {
+            line
+        } else {
+            format!("{}; {line}", self.ev.proof)
+        };
+        self.proofs.push(proof);
+    }
+
     /// Journal step `id` as interrupted by `sig`; the error that ends the run.
     fn interrupted(&mut self, id: &str, sig: i32, what: &str) -> Result<EngineError, EngineError> {
         let signal = crate::exec::signal_name(sig);
@@ -595,7 +696,7 @@ impl Run<'_> {
                         "{peer}'s key {victim_key} preempted on {names}; this node holds every path"
                     ),
                 };
-                self.proofs.push(proof);
+                self.prove(proof);
                 Ok((Outcome::Done, detail))
             }
             Step::FencePower {
@@ -617,7 +718,7 @@ impl Run<'_> {
                     && !mirrors.is_empty()
                     && let Some(proof) = fence::mirror::peer_secondary(&peer, mirrors)?
                 {
-                    self.proofs.push(proof);
+                    self.prove(proof);
                     return Ok((
                         Outcome::Skipped,
                         format!(
@@ -650,7 +751,9 @@ impl Run<'_> {
                 let done =
                     fence::fence_peer(&p, self.profiles()?, None).map_err(EngineError::Fence)?;
                 let detail = format!("{peer}: {}", done.proof.method().summary());
-                self.proofs.push(done.proof);
+                self.ev.bmc.push(serde_json::json!({
+                    "peer": peer, "proof": done.proof, "restore_policy": done.restore_policy}));
+                self.prove(done.proof);
                 Ok((Outcome::Done, detail))
             }
             // The step names whom the admin vouches for; the gate compares that with the
@@ -659,7 +762,7 @@ impl Run<'_> {
                 peer: vouched,
                 statement,
             } => {
-                self.proofs.push(fence::admin_override(vouched, statement));
+                self.prove(fence::admin_override(vouched, statement));
                 Ok((
                     Outcome::Done,
                     format!("the admin states that {vouched} is off (logged: {statement})"),
@@ -860,6 +963,9 @@ impl Run<'_> {
         match fs::check(&dev, &f.fs_type, f.policy, &proof, &self.ctx.peer) {
             Ok(c) => {
                 let detail = format!("{} {shown} {}", f.fs_type, fs::replay_note(&c));
+                self.ev
+                    .checks
+                    .push(serde_json::json!({"step": name, "check": c}));
                 self.checked.insert(name, c);
                 Ok((Outcome::Done, detail))
             }
