@@ -71,6 +71,8 @@ pub enum Command {
     /// Run as a FenceAgentAPI fence agent (what fence_hamn executes)
     #[command(name = "fence-agent")]
     FenceAgent(AgentArgs),
+    /// Check, changing nothing, what a takeover needs: BMCs, reservations, paths, filesystems, the service address, services at boot, the disk manifest, hamn.toml
+    Preflight,
     /// List the records of past takeovers, givebacks, fences and overrides, or show one
     History(HistoryArgs),
     /// Print the shell completion script for bash or zsh (scripts/install installs both)

@@ -18,7 +18,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_CONFIG: u8 = 3;
-/// `hamn disks verify`: nothing refused, but something changed (slots, NICs, degraded accepted).
+/// `hamn disks verify`: nothing refused, but something changed (slots, NICs, degraded
+/// accepted); `hamn preflight`: ready, with warnings.
 pub const EXIT_ACCEPTABLE: u8 = 4;
 
 pub mod agent;
@@ -104,12 +105,90 @@ pub fn run(cli: &Cli) -> Result<Report, CommandError> {
         Command::Drbd { action } => drbd::drbd_cmd(cli, action),
         Command::Completions { shell } => Ok(completions(*shell)),
         Command::History(args) => history_cmd(cli, args),
+        Command::Preflight => preflight_cmd(cli),
     }
 }
 
 fn load(cli: &Cli) -> Result<(Config, Profiles), CommandError> {
     let cfg = Config::load(&Config::path(cli.config.as_deref()))?;
     Ok((cfg, Profiles::load()?))
+}
+
+/// `hamn preflight`: ready (0), not ready (1) or ready with warnings (4). A hamn.toml
+/// that does not load is itself the finding (like crm_verify), not a usage error.
+fn preflight_cmd(cli: &Cli) -> Result<Report, CommandError> {
+    use crate::takeover::preflight::{self, Finding, Level, Role};
+    let path = Config::path(cli.config.as_deref());
+    let loaded = Config::load(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|c| Profiles::load().map(|p| (c, p)).map_err(|e| e.to_string()));
+    let report = match loaded {
+        Ok((cfg, profiles)) => {
+            let mut r = preflight::run(&cfg, &profiles);
+            r.findings.insert(
+                0,
+                Finding {
+                    check: "config".into(),
+                    subject: path.display().to_string(),
+                    level: Level::Ok,
+                    seen: "every key is valid, and the hardware profiles load".into(),
+                    fix: None,
+                },
+            );
+            r
+        }
+        Err(e) => preflight::Report {
+            node: crate::config::hostname(),
+            role: Role::Standby,
+            findings: vec![Finding {
+                check: "config".into(),
+                subject: path.display().to_string(),
+                level: Level::Problem,
+                seen: e,
+                fix: Some(format!(
+                    "correct {} (see hamn.toml(5)); nothing else was checked",
+                    path.display()
+                )),
+            }],
+        },
+    };
+    let worst = report.worst();
+    let mut human = Vec::new();
+    for f in &report.findings {
+        let tag = match f.level {
+            Level::Ok => "ok",
+            Level::Warning => "WARNING",
+            Level::Problem => "PROBLEM",
+        };
+        human.push(format!(
+            "{tag:<8} {:<16} {}: {}",
+            f.check, f.subject, f.seen
+        ));
+        if let Some(fix) = &f.fix {
+            human.push(format!("{:<8} fix: {fix}", ""));
+        }
+    }
+    human.push(match worst {
+        Level::Ok => format!(
+            "{}: ready ({})",
+            report.node,
+            match report.role {
+                Role::Primary => "primary",
+                Role::Standby => "standby",
+            }
+        ),
+        Level::Warning => format!("{}: ready, with warnings", report.node),
+        Level::Problem => format!("{}: NOT READY", report.node),
+    });
+    Ok(Report {
+        human: human.join("\n"),
+        json: serde_json::to_value(&report).unwrap_or_default(),
+        exit: match worst {
+            Level::Ok => EXIT_OK,
+            Level::Warning => EXIT_ACCEPTABLE,
+            Level::Problem => EXIT_FAILED,
+        },
+    })
 }
 
 /// `hamn history`: the evidence records of this node, oldest first, or one whole.
