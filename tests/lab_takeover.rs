@@ -1436,3 +1436,182 @@ fn the_standby_fences_the_writing_primary_through_its_redfish_bmc_and_takes_over
         "{history}"
     );
 }
+
+/// The standby's hamn.toml for preflight: mn1's BMC on the host's ipmi_sim, the LUN's
+/// filesystem, a service address nobody answers for.
+fn config_for_preflight(bmc_port: u16) -> String {
+    config_with_bmc(bmc_port, "HAMN_BMC_PW")
+        + "\n[takeover.service_ip]\naddress = \"10.0.2.100/24\"\ninterface = \"eth0\"\n"
+}
+
+/// mn2, the standby, asks whether it is ready, then once per fault. Around every
+/// preflight the reservation keys, the mounts and the addresses are read, and must be
+/// the same afterwards: preflight changes nothing.
+const MN2_PREFLIGHT: &str = r#"
+set +e
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+export HAMN_BMC_PW=hamn-test-pw
+hamn pr register --all-shared > /out/register.txt 2>&1 || exit 10
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+paths=$(ls /sys/block/$map/slaves)
+second=$(echo $paths | cut -d' ' -f2)
+key=$(hamn --json pr status $map | sed 's/.*"own_key":"\(0x[0-9a-f]*\)".*/\1/')
+snapshot() {
+    for p in $paths; do sg_persist --in -k -d /dev/$p 2>&1; sg_persist --in -r -d /dev/$p 2>&1; done
+    grep -c ' /install ' /proc/mounts
+    ip -o addr show dev eth0 | awk '{print $4}'
+}
+# pf NAME [hamn options]: preflight, its exit status, and whether anything changed.
+pf() {
+    name=$1; shift
+    snapshot > /tmp/before
+    hamn "$@" preflight > /out/$name.txt 2>&1; echo $? > /out/$name.rc
+    snapshot > /tmp/after
+    if cmp -s /tmp/before /tmp/after; then echo same > /out/$name.changed; else
+        echo changed > /out/$name.changed; diff /tmp/before /tmp/after >> /out/$name.changed; fi
+}
+pf ready
+hamn --json preflight > /out/ready.json 2>/dev/null
+HAMN_BMC_PW=not-the-password pf password
+# This node's key gone from one path (REGISTER with service action key 0 on it).
+sg_persist --out --register --param-rk=$key --param-sark=0 /dev/$second > /dev/null 2>&1
+pf key
+hamn pr register --all-shared > /dev/null 2>&1
+echo offline > /sys/block/$second/device/state
+pf path
+echo running > /sys/block/$second/device/state
+ip addr add 10.0.2.100/24 dev eth0
+pf address
+ip addr del 10.0.2.100/24 dev eth0
+pf config --config /etc/hamn/typo.toml
+pf again
+exit 0
+"#;
+
+/// `hamn preflight` on the standby: ready; then one fault at a time (a wrong BMC
+/// password, this node's key unregistered on one path, one path down, the service address
+/// up on the standby, a misspelt key in hamn.toml), each found and named with its fix,
+/// and nothing changed by any run (keys, mounts, addresses read before and after).
+#[test]
+fn preflight_finds_each_fault_on_the_standby_and_changes_nothing() {
+    if !support::lab::require_lab() || !support::require_tool("ipmi_sim") {
+        return;
+    }
+    let Some(mut san) = San::start().unwrap_or_else(|e| panic!("SAN: {e}")) else {
+        return;
+    };
+    let lun = san.add_lun(&LunSpec::new(10));
+    let Some(bmc) = support::sim::SimBmc::start(support::sim::SimOptions::default())
+        .unwrap_or_else(|e| panic!("ipmi_sim: {e}"))
+    else {
+        return;
+    };
+    // mn1, the primary, holds the LUN and made its filesystem (and is then gone; its BMC
+    // stays on).
+    let mn1 = run_guest(&node(
+        "mn1",
+        "mn2",
+        &lun,
+        "hamn pr reserve $map > /out/reserve.txt 2>&1; echo $? > /out/reserve.rc\n\
+         mkfs.ext4 -q -L xcatinstall /dev/$map",
+        false,
+    ));
+    assert_eq!(rc(&mn1, "reserve.rc"), 0, "{}", mn1.out("reserve.txt"));
+
+    let port = bmc.addr().port();
+    let mut spec = GuestSpec::new("mn2", &format!("{PRELUDE}\n{MN2_PREFLIGHT}"));
+    spec.luns = vec![(lun.clone(), 2)];
+    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_file("/etc/hamn/hamn.toml", config_for_preflight(port).as_bytes());
+    spec.with_file(
+        "/etc/hamn/typo.toml",
+        config_for_preflight(port)
+            .replace("mountpoint = ", "mountpoitn = ")
+            .as_bytes(),
+    );
+    spec.qemu_args = vec![
+        "-netdev".into(),
+        "user,id=n0".into(),
+        "-device".into(),
+        "virtio-net-pci,netdev=n0".into(),
+    ];
+    let mn2 = run_guest(&spec);
+    mn2.assert_ok();
+
+    let ready = mn2.out("ready.txt");
+    assert_eq!(rc(&mn2, "ready.rc"), 0, "ready:\n{ready}");
+    assert!(ready.contains("ready (standby)"), "{ready}");
+    let json: serde_json::Value = serde_json::from_str(&mn2.out("ready.json")).expect("json");
+    assert_eq!(json["role"], "standby", "{json}");
+    for check in [
+        "config",
+        "bmc",
+        "path",
+        "reservation",
+        "mount",
+        "service-address",
+    ] {
+        assert!(
+            json["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .any(|f| f["check"] == check && f["level"] == "ok"),
+            "{check} checked and ok: {json}"
+        );
+    }
+    // Each fault: not ready (1), the finding and its fix named.
+    let faults: [(&str, &[&str]); 5] = [
+        ("password", &["PROBLEM  bmc", "fix: correct peers.mn1.bmc"]),
+        (
+            "key",
+            &[
+                "PROBLEM  reservation",
+                "registered on 1 of its 2 paths",
+                "fix: `hamn pr register --all-shared`",
+            ],
+        ),
+        (
+            "path",
+            &[
+                "PROBLEM  path",
+                "does not answer",
+                "multipathd reinstate path",
+            ],
+        ),
+        (
+            "address",
+            &[
+                "PROBLEM  service-address",
+                "configured on this node",
+                "ip addr del 10.0.2.100/24 dev eth0",
+            ],
+        ),
+        (
+            "config",
+            &[
+                "PROBLEM  config",
+                "unknown field `mountpoitn`",
+                "fix: correct /etc/hamn/typo.toml",
+            ],
+        ),
+    ];
+    for (name, says) in faults {
+        let out = mn2.out(&format!("{name}.txt"));
+        assert_eq!(rc(&mn2, &format!("{name}.rc")), 1, "{name}:\n{out}");
+        for s in says {
+            assert!(out.contains(s), "{name}: '{s}' missing:\n{out}");
+        }
+    }
+    // The faults undone, ready again; and no run changed anything.
+    assert_eq!(rc(&mn2, "again.rc"), 0, "{}", mn2.out("again.txt"));
+    for name in [
+        "ready", "password", "key", "path", "address", "config", "again",
+    ] {
+        assert_eq!(
+            mn2.out(&format!("{name}.changed")).trim(),
+            "same",
+            "{name}: preflight changed something"
+        );
+    }
+}
