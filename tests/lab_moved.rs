@@ -38,11 +38,32 @@ udevadm trigger --action=change --subsystem-match=block && udevadm settle
 hamn disks record --output /out/disks.toml --node box1 > /out/record.txt
 # Nothing changed: a second record --diff shows no difference and exits 0.
 hamn disks record --output /out/disks.toml --node box1 --diff > /out/diff.txt
+# preflight on the primary compares its disks with the manifest: unchanged, then after a
+# disk's filesystem was relabelled (a change the standby's verify would refuse), then
+# with the label back.
+hamn preflight > /out/preflight-recorded.txt 2>&1; echo $? > /out/preflight-recorded.rc
+tune2fs -L xcatold /dev/md0 > /dev/null
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
+hamn preflight > /out/preflight-changed.txt 2>&1 || true
+tune2fs -L xcatdata /dev/md0 > /dev/null
+udevadm trigger --action=change --subsystem-match=block && udevadm settle
 for s in raid-a raid-b; do mdadm --examine "$(dev_of $s)" > "/out/examine-$s.txt"; done
 echo "written after the manifest" > /install/late
 sync
 umount /install /xcatdata
 mdadm --stop /dev/md0
+"#;
+
+/// box1's hamn.toml: no peers; /install from the array, and where its manifest is kept.
+const BOX1_CONFIG: &str = r#"node = "box1"
+
+[disks]
+manifest = "/out/disks.toml"
+
+[[takeover.mount]]
+device = "/dev/md0"
+mountpoint = "/install"
+type = "ext4"
 "#;
 
 /// The standby, after the move: verify, dry run, take over, read box1's data.
@@ -294,13 +315,29 @@ fn moved_disks_are_verified_assembled_checked_and_mounted_or_refused() {
     };
 
     // 1. On the healthy primary: record.
-    let box1 = run_guest(&boxed(
+    let mut spec = boxed(
         "box1",
         1,
         BOX1,
         vec![plain("raid-a"), plain("raid-b"), plain("xfs-1")],
-    ));
+    );
+    spec.with_file("/etc/hamn/hamn.toml", BOX1_CONFIG.as_bytes());
+    let box1 = run_guest(&spec);
     box1.assert_ok();
+    // preflight on the primary: the manifest matches; then a disk changed after it was
+    // recorded is found, with the fix.
+    let recorded = box1.out("preflight-recorded.txt");
+    assert_eq!(box1.out("preflight-recorded.rc").trim(), "0", "{recorded}");
+    assert!(recorded.contains("ready (primary)"), "{recorded}");
+    let changed = box1.out("preflight-changed.txt");
+    assert!(
+        changed.contains("PROBLEM  manifest")
+            && changed.contains("the disks changed since")
+            && changed.contains("xcatold")
+            && changed
+                .contains("fix: `hamn disks record`, then copy /out/disks.toml to the standby"),
+        "{changed}"
+    );
     let manifest = box1.out("disks.toml");
     assert!(manifest.contains("version = 1"), "{manifest}");
     assert!(manifest.contains("node = \"box1\""), "{manifest}");
