@@ -18,12 +18,17 @@ use crate::profiles::Profiles;
 /// hamn.toml if there is one. Moved disks, giveback of a journaled takeover and status
 /// work without it (no BMC to fence, no shared LUNs); an explicitly named or present but
 /// broken file is still an error.
+/// hamn.toml where there is one; None where there is none at the default path, or only
+/// the packaged example there (all comments): the commands that only read work without.
 pub(super) fn optional_config(cli: &Cli) -> Result<Option<Config>, CommandError> {
     let path = Config::path(cli.config.as_deref());
     if cli.config.is_none() && !path.exists() {
         return Ok(None);
     }
-    Ok(Some(Config::load(&path)?))
+    match Config::load(&path) {
+        Err(crate::config::ConfigError::NothingSet { .. }) if cli.config.is_none() => Ok(None),
+        other => Ok(Some(other?)),
+    }
 }
 
 pub(super) fn manifest_path(explicit: Option<&Path>, cfg: Option<&Config>) -> PathBuf {

@@ -30,6 +30,11 @@ pub enum ConfigError {
     },
     #[error("configuration {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error(
+        "configuration {path} sets nothing yet (the packaged example is all comments): \
+         set node and the peers in it, see hamn.toml(5)"
+    )]
+    NothingSet { path: PathBuf },
     #[error("configuration {path}, line {line}: {message}")]
     Invalid {
         path: PathBuf,
@@ -534,6 +539,14 @@ fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).map_or(0, |t| t.matches('\n').count()) + 1
 }
 
+/// Whether a hamn.toml has any line besides comments and blank ones: the example the
+/// packages install is all comments, and a node with only that is not configured.
+pub fn sets_anything(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .any(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
 impl Config {
     /// Path from --config, else $HAMN_CONFIG, else /etc/hamn/hamn.toml (clap resolves the
     /// first two into `explicit`).
@@ -546,6 +559,11 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
+        if !sets_anything(&text) {
+            return Err(ConfigError::NothingSet {
+                path: path.to_path_buf(),
+            });
+        }
         Self::parse(path, &text)
     }
 
@@ -760,6 +778,30 @@ pub fn hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example the packages install as /etc/hamn/hamn.toml configures nothing, and
+    /// every setting it shows, uncommented, is valid.
+    #[test]
+    fn the_packaged_example_sets_nothing_and_its_settings_parse() {
+        let text = include_str!("../../packaging/hamn.toml");
+        assert!(!sets_anything(text));
+        let is_setting = |l: &str| {
+            l.starts_with('[')
+                || l.split_once(" = ").is_some_and(|(k, _)| {
+                    !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                })
+        };
+        let settings: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| is_setting(l))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(settings.contains("[peers.mn1.bmc]"), "{settings}");
+        let cfg = Config::parse(Path::new("packaging/hamn.toml"), &settings)
+            .unwrap_or_else(|e| panic!("{e}\n{settings}"));
+        assert_eq!(cfg.node, "mn2");
+    }
 
     const GOOD: &str = r#"
 node = "mn2"
