@@ -1137,6 +1137,32 @@ fn the_readme_install_command_puts_the_pages_where_man_finds_them() {
         "{}",
         &text[..80.min(text.len())]
     );
+    // The systemd units, pointing at the binary installed with them, and clean for
+    // systemd-analyze.
+    for unit in [
+        "hamn-unfence.service",
+        "hamn-preflight.service",
+        "hamn-preflight.timer",
+    ] {
+        let path = prefix.join("lib/systemd/system").join(unit);
+        let text = std::fs::read_to_string(&path).expect("unit installed");
+        if unit.ends_with(".service") {
+            assert!(
+                text.contains(&format!("ExecStart={}/sbin/hamn ", prefix.display())),
+                "{unit}:\n{text}"
+            );
+        }
+        if support::require_tool("systemd-analyze") {
+            let out = Process::new("systemd-analyze")
+                .args(["verify", "--man=no"])
+                .arg(&path)
+                .output()
+                .expect("systemd-analyze runs");
+            let said = String::from_utf8_lossy(&out.stderr).to_string();
+            let own: Vec<&str> = said.lines().filter(|l| l.contains("hamn")).collect();
+            assert!(own.is_empty(), "{unit}: {said}");
+        }
+    }
     let manpath = prefix.join("share/man");
     for page in pages_on_disk() {
         let file = page
