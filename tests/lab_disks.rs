@@ -81,7 +81,7 @@ fn lab(record: bool) -> Option<Lab> {
     let hamn = std::env::var_os("HAMN_LAB_HAMN")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| assert_cmd::cargo::cargo_bin("hamn"));
-    spec.with_binary("/usr/sbin/hamn", &hamn);
+    spec.with_binary(support::layout::HAMN, &hamn);
     Some(Lab {
         _san: san,
         spec,

@@ -260,7 +260,7 @@ fn boxed(name: &str, number: u8, script: &str, disks: Vec<LocalDisk>) -> GuestSp
         "-smbios".into(),
         "type=1,product=hamn lab box".into(),
     ];
-    spec.with_binary("/usr/sbin/hamn", &hamn_binary());
+    spec.with_binary(support::layout::HAMN, &hamn_binary());
     spec
 }
 

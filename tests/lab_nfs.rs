@@ -118,7 +118,7 @@ fn the_standby_powers_off_the_primary_before_it_mounts_the_xcat_data_from_nfs() 
     let port = bmc.addr().port();
     let mut spec = GuestSpec::new("mn2", &format!("{NET}\n{MN2_TAKES_OVER}"));
     with_user_net(&mut spec);
-    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     spec.with_file(
         "/etc/hamn/hamn.toml",
         config(&filer, port, r#"["power"]"#).as_bytes(),

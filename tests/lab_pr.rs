@@ -19,7 +19,7 @@ fn config(node: &str, peer: &str) -> String {
 fn node(name: &str, peer: &str, lun: &Lun, script: &str) -> GuestSpec {
     let mut g = GuestSpec::new(name, &format!("{PRELUDE}\n{script}"));
     g.luns = vec![(lun.clone(), 2)];
-    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    g.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     g.with_file("/etc/hamn/hamn.toml", config(name, peer).as_bytes());
     g
 }

@@ -76,7 +76,7 @@ fn node(name: &str, peer: &str, lun: &Lun, script: &str, mount: bool) -> GuestSp
         "-device".into(),
         "virtio-net-pci,netdev=n0".into(),
     ];
-    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    g.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     g.with_file("/etc/hamn/hamn.toml", config(name, peer, mount).as_bytes());
     g
 }
@@ -517,7 +517,7 @@ fn keys(json: &str) -> Vec<String> {
 fn mn2_with_bmc(script: &str, lun: &Lun, port: u16) -> GuestSpec {
     let mut spec = GuestSpec::new("mn2", &format!("{PRELUDE}\n{script}"));
     spec.luns = vec![(lun.clone(), 2)];
-    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     spec.with_file(
         "/etc/hamn/hamn.toml",
         config_with_bmc(port, "HAMN_BMC_PW").as_bytes(),
@@ -964,7 +964,7 @@ fn a_node_whose_bmc_died_with_it_is_fenced_by_fence_hamns_storage_level() {
     mn1.guest.wait_for_line("MN1-SYNCED 3");
     let mut fencer = node("mn2", "mn1", &lun, MN2_FENCE_LEVELS, true);
     fencer.files.push((
-        "/usr/sbin/fence_hamn".into(),
+        support::layout::FENCE_HAMN.into(),
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/fence_hamn"),
     ));
     let mn2 = run_guest(&fencer);
@@ -1031,7 +1031,7 @@ fn a_corrupt_filesystem_stops_the_takeover_before_any_mount() {
     let guest = |name: &str, peer: &str, script: &str| {
         let mut g = GuestSpec::new(name, script);
         g.luns = vec![(install.clone(), 2), (db.clone(), 2)];
-        g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+        g.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
         let cfg = format!(
             "node = \"{name}\"\n[takeover]\npeer = \"{peer}\"\n\n\
              [[takeover.mount]]\ndevice = \"LABEL=xcatinstall\"\nmountpoint = \"/install\"\ntype = \"ext4\"\n\n\
@@ -1130,7 +1130,7 @@ fn the_ocf_resource_agent_starts_monitors_and_stops_the_takeover() {
     run_guest(&node("mn1", "mn2", &lun, MN1_PRIMARY, true)).assert_ok();
     let mut mn2 = node("mn2", "mn1", &lun, MN2_OCF, true);
     mn2.files.push((
-        "/usr/lib/ocf/resource.d/hamn/takeover".into(),
+        support::layout::OCF_TAKEOVER.into(),
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fencing/ocf/hamn-takeover"),
     ));
     // ocf-tester's xmllint, with ICU's 30 MB of data: more room for the unpacked image.
@@ -1264,7 +1264,7 @@ fn the_standby_fences_the_writing_primary_through_its_redfish_bmc_and_takes_over
         ),
     );
     spec.luns = vec![(lun.clone(), 2)];
-    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     spec.with_file(
         "/etc/hamn/hamn.toml",
         config_with_redfish_bmc(redfish.port).as_bytes(),
@@ -1521,7 +1521,7 @@ fn preflight_finds_each_fault_on_the_standby_and_changes_nothing() {
     let port = bmc.addr().port();
     let mut spec = GuestSpec::new("mn2", &format!("{PRELUDE}\n{MN2_PREFLIGHT}"));
     spec.luns = vec![(lun.clone(), 2)];
-    spec.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    spec.with_binary(support::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     spec.with_file("/etc/hamn/hamn.toml", config_for_preflight(port).as_bytes());
     spec.with_file(
         "/etc/hamn/typo.toml",

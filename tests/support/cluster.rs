@@ -121,14 +121,14 @@ pub fn build_cib(dir: &Path, script: &str) -> PathBuf {
 pub fn with_cluster(g: &mut GuestSpec, cib: &Path) {
     g.memory_mb = 1024;
     g.cpus = 2;
-    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    g.with_binary(super::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     g.files.push((
-        "/usr/sbin/fence_hamn".into(),
+        super::layout::FENCE_HAMN.into(),
         root.join("fencing/fence_hamn"),
     ));
     g.files.push((
-        "/usr/lib/ocf/resource.d/hamn/takeover".into(),
+        super::layout::OCF_TAKEOVER.into(),
         root.join("fencing/ocf/hamn-takeover"),
     ));
     for bin in [

@@ -170,7 +170,7 @@ pub fn node(
     g.with_file("/etc/lab-no-multipathd", b"");
     g.with_file("/etc/drbd.conf", conf.as_bytes());
     g.with_file("/etc/hamn/hamn.toml", toml.as_bytes());
-    g.with_binary("/usr/sbin/hamn", &assert_cmd::cargo::cargo_bin("hamn"));
+    g.with_binary(super::layout::HAMN, &assert_cmd::cargo::cargo_bin("hamn"));
     g
 }
 

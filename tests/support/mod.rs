@@ -9,6 +9,7 @@ pub mod cable;
 pub mod cluster;
 pub mod drbd;
 pub mod lab;
+pub mod layout;
 pub mod peer;
 pub mod redfish;
 pub mod relay;
