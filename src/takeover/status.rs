@@ -401,7 +401,13 @@ pub fn render(s: &Status) -> String {
         Some(j) => {
             out.push(format!(
                 "takeover ({}) from {}: {} (journal {})",
-                j.flow,
+                // The journal's "san" flow is every plan of `hamn takeover` without
+                // --moved-disks: shared LUNs, NFS shares and DRBD mirrors alike.
+                if j.flow == "san" {
+                    "shared storage"
+                } else {
+                    j.flow.as_str()
+                },
                 j.peer,
                 if j.complete {
                     "complete"
