@@ -1306,14 +1306,7 @@ fn the_standby_fences_the_writing_primary_through_its_redfish_bmc_and_takes_over
         "mn1's QEMU is gone: the Redfish BMC powered it off\n{}",
         redfish.log()
     );
-    let synced = mn1
-        .guest
-        .console()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("MN1-SYNCED "))
-        .filter_map(|n| n.trim().parse::<u32>().ok())
-        .max()
-        .expect("mn1 synced lines");
+    let synced = support::lab::last_synced(&mn1.guest.console(), "MN1");
     let last: u32 = mn2
         .out("last-line.txt")
         .trim()

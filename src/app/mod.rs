@@ -751,12 +751,7 @@ fn pr_cmd(cli: &Cli, action: &crate::cli::PrAction) -> Result<Report, CommandErr
     }
     let names = key_names(Some(&cfg));
     let human = render_pr(&reports, &errors, &names);
-    let failed_paths = reports
-        .iter()
-        .flat_map(|r| &r.paths)
-        .any(|p| p.error.is_some());
-    // Any path that failed, even to be read, fails the command: partial is failure.
-    let ok = errors.is_empty() && !failed_paths;
+    let ok = pr_ok(&reports, &errors);
     Ok(Report {
         human: human.trim_end().to_string(),
         json: json!({"own_key": format!("0x{:016x}", own.0), "luns": reports, "errors": errors,
@@ -796,11 +791,7 @@ fn pr_status_cmd(cli: &Cli, target: &crate::cli::PrTarget) -> Result<Report, Com
             "\n(no hamn.toml: keys are shown as read; with one, each key is named by its node)",
         );
     }
-    let failed_paths = reports
-        .iter()
-        .flat_map(|r| &r.paths)
-        .any(|p| p.error.is_some());
-    let ok = errors.is_empty() && !failed_paths;
+    let ok = pr_ok(&reports, &errors);
     Ok(Report {
         human: human.trim_end().to_string(),
         json: json!({
@@ -808,6 +799,15 @@ fn pr_status_cmd(cli: &Cli, target: &crate::cli::PrTarget) -> Result<Report, Com
             "luns": reports, "errors": errors, "nodes": names}),
         exit: if ok { EXIT_OK } else { EXIT_FAILED },
     })
+}
+
+/// Any path that failed, even to be read, fails the command: partial is failure.
+fn pr_ok(reports: &[crate::scsi::reserve::LunReport], errors: &[String]) -> bool {
+    errors.is_empty()
+        && !reports
+            .iter()
+            .flat_map(|r| &r.paths)
+            .any(|p| p.error.is_some())
 }
 
 /// Key (as `reserve::key_text` writes it) -> "node" or "node (this node)", from hamn.toml.
