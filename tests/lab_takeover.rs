@@ -1452,7 +1452,9 @@ key=$(hamn --json pr status $map | sed 's/.*"own_key":"\(0x[0-9a-f]*\)".*/\1/')
 snapshot() {
     for p in $paths; do sg_persist --in -k -d /dev/$p 2>&1; sg_persist --in -r -d /dev/$p 2>&1; done
     grep -c ' /install ' /proc/mounts
-    ip -o addr show dev eth0 | awk '{print $4}'
+    # IPv4 only: the kernel adds IPv6 addresses from the user network's router
+    # advertisements whenever they arrive, preflight or not.
+    ip -o -4 addr show dev eth0 | awk '{print $4}'
 }
 # pf NAME [hamn options]: preflight, its exit status, and whether anything changed.
 pf() {
